@@ -1,0 +1,33 @@
+"""Errors in JupyterHub's shape: `{"status": <code>, "message": "..."}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def _flatten(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(v) for v in detail)
+    return str(detail)
+
+
+def hub_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found")
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        # JupyterHub answers 403, not 401, to missing or invalid credentials;
+        # jupyterhub-singleuser relies on it ("not a valid user").
+        exc = exceptions.PermissionDenied(str(exc.detail))
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = getattr(exc, "detail", str(exc))
+    response.data = {"status": response.status_code, "message": _flatten(detail)}
+    return response

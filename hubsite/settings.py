@@ -1,0 +1,218 @@
+"""The one settings module. With no environment at all it runs the embedded
+default (SQLite, filesystem broker, local processes); production is the same
+file with HUB_* variables set. See the configuration table in README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hubsite.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    parse_database_url,
+    persisted_secret,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HUB_DATA_DIR = Path(env_str("HUB_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+HUB_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("HUB_DEBUG", False)
+SECRET_KEY = env_secret("HUB_SECRET_KEY") or persisted_secret(HUB_DATA_DIR / "secret_key")
+
+# --- where things listen ------------------------------------------------------
+HUB_PUBLIC_URL = env_str("HUB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+HUB_BIND_URL = env_str("HUB_BIND_URL", "http://127.0.0.1:8081").rstrip("/")
+# how single-user servers and the router reach the hub's API
+HUB_CONNECT_URL = env_str("HUB_CONNECT_URL", HUB_BIND_URL).rstrip("/")
+HUB_API_URL = HUB_CONNECT_URL + "/hub/api"
+HUB_ROUTER_TOKEN = env_secret("HUB_ROUTER_TOKEN") or persisted_secret(HUB_DATA_DIR / "router_token")
+
+ALLOWED_HOSTS = env_list("HUB_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("HUB_CSRF_TRUSTED_ORIGINS", [HUB_PUBLIC_URL])
+USE_X_FORWARDED_HOST = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "allauth",
+    "allauth.account",
+    "accounts",
+    "servers",
+    "routing",
+    "scheduler",
+]
+
+MIDDLEWARE = [
+    "hubsite.middleware.HubHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "hubsite.urls"
+WSGI_APPLICATION = "hubsite.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------
+_db_url = env_str("HUB_DATABASE_URL")
+if _db_url:
+    DATABASES = {"default": parse_database_url(_db_url)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+        import pymysql
+
+        pymysql.install_as_MySQLdb()
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(HUB_DATA_DIR / "hub.sqlite3"),
+            # hub, worker and beat write concurrently: wait instead of failing
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("HUB_DB_CONN_MAX_AGE", 60, minimum=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- cookies: the hub owns /hub/ only, user servers own /user/<name>/ ---------
+SESSION_COOKIE_NAME = "jupyterhub-hub-login"
+SESSION_COOKIE_PATH = "/hub/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = HUB_PUBLIC_URL.startswith("https://")
+SESSION_COOKIE_AGE = env_int("HUB_COOKIE_MAX_AGE_DAYS", 14, minimum=1) * 86400
+CSRF_COOKIE_NAME = "_xsrf_hub"
+CSRF_COOKIE_PATH = "/hub/"
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LOGIN_URL = "/hub/login"
+LOGIN_REDIRECT_URL = "/hub/home"
+LOGOUT_REDIRECT_URL = "/hub/login"
+
+# --- allauth: local accounts with admin approval ------------------------------
+HUB_SIGNUP_OPEN = env_bool("HUB_SIGNUP_OPEN", True)
+HUB_SIGNUP_REQUIRES_APPROVAL = env_bool("HUB_SIGNUP_REQUIRES_APPROVAL", True)
+ACCOUNT_ADAPTER = "accounts.adapters.HubAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_USERNAME_MIN_LENGTH = 1
+ACCOUNT_USERNAME_VALIDATORS = "accounts.validators.username_validators"
+ACCOUNT_SESSION_REMEMBER = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/hub/static/"
+STATIC_ROOT = HUB_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("HUB_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.HubTokenAuthentication",
+        "accounts.api.authentication.HubSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "accounts.api.errors.hub_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery -------------------------------------------------------------------
+HUB_REDIS_URL = env_str("HUB_REDIS_URL")
+if HUB_REDIS_URL:
+    CELERY_BROKER_URL = HUB_REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    _broker = HUB_DATA_DIR / "broker"
+    for _sub in ("in", "processed"):
+        (_broker / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "in"),
+        "data_folder_out": str(_broker / "in"),
+        "processed_folder": str(_broker / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# --- spawning -----------------------------------------------------------------
+HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local",))
+HUB_START_TIMEOUT = env_float("HUB_START_TIMEOUT", 120.0, minimum=1.0)
+HUB_HTTP_TIMEOUT = env_float("HUB_HTTP_TIMEOUT", 60.0, minimum=1.0)
+HUB_STOP_GRACE = env_float("HUB_STOP_GRACE", 10.0, minimum=0.0)
+HUB_CONCURRENT_SPAWN_LIMIT = env_int("HUB_CONCURRENT_SPAWN_LIMIT", 100, minimum=0)
+HUB_NAMED_SERVER_LIMIT = env_int("HUB_NAMED_SERVER_LIMIT", 5, minimum=0)
+HUB_ALLOW_NAMED_SERVERS = env_bool("HUB_ALLOW_NAMED_SERVERS", True)
+HUB_DEFAULT_USER_ENV = env_str("HUB_DEFAULT_USER_ENV", str(BASE_DIR / ".venv-user"))
+HUB_HOMES_DIR = Path(env_str("HUB_HOMES_DIR", str(HUB_DATA_DIR / "homes"))).resolve()
+HUB_LOCAL_MEM_LIMIT = env_str("HUB_LOCAL_MEM_LIMIT", "")
+HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
+HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("HUB_LOG_LEVEL", "INFO")},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}

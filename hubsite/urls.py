@@ -1,0 +1,17 @@
+"""Everything the hub serves lives under /hub/; /user/... belongs to the router."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/hub/", permanent=False)),
+    path("hub/api/", include("accounts.api.urls")),
+    path("hub/api/", include("servers.api.urls")),
+    path("hub/api/", include("routing.api.urls")),
+    path("hub/admin/", admin.site.urls),
+    path("hub/", include("accounts.urls")),
+    path("hub/", include("servers.urls")),
+]

@@ -1,0 +1,31 @@
+"""Thin Celery tasks: take ids, re-fetch, call a servers service.
+
+acks_late + reject_on_worker_lost: a worker that dies mid-task leaves the
+message to be redelivered; the compare-and-set transitions in servers.services
+make the second run harmless."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from servers import services
+from servers.models import Server
+
+
+@shared_task(name="scheduler.spawn_server", acks_late=True, reject_on_worker_lost=True)
+def spawn_server(server_id: int) -> None:
+    services.start_on_spawner(server_id)
+
+
+@shared_task(name="scheduler.stop_server", acks_late=True, reject_on_worker_lost=True)
+def stop_server(server_id: int) -> None:
+    services.stop_on_spawner(server_id)
+
+
+@shared_task(name="scheduler.reconcile_servers", acks_late=True)
+def reconcile_servers() -> int:
+    """Running servers whose process died become failed: routes follow the DB."""
+    dead = 0
+    for server in Server.objects.filter(state=Server.State.RUNNING).select_related("user"):
+        dead += 0 if services.check_alive(server) else 1
+    return dead

@@ -1,0 +1,54 @@
+"""Pure: which profiles a user may pick, and what their chosen options mean.
+
+KubeSpawner `profile_list` semantics: each option has choices (one is the
+default) and may allow a free-text `unlisted_choice` checked by a regex; the
+chosen choice's `overrides` are merged over the profile's spawner settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+
+class OptionsError(ValueError):
+    """The submitted options do not fit the profile; the message is for the user."""
+
+
+def choose(options: Mapping[str, Any], submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate SUBMITTED against a profile's OPTIONS; returns the merged overrides.
+
+    SUBMITTED maps option key -> choice slug, or `{"unlisted": "<text>"}` /
+    the key `<key>--unlisted-choice` for a free-text value."""
+    overrides: dict[str, Any] = {}
+    unknown = set(submitted) - set(options) - {f"{k}--unlisted-choice" for k in options}
+    if unknown:
+        raise OptionsError(f"unknown option: {', '.join(sorted(unknown))}")
+    for key, option in options.items():
+        choices: Mapping[str, Any] = option.get("choices", {})
+        free = submitted.get(f"{key}--unlisted-choice")
+        picked = submitted.get(key)
+        if isinstance(picked, Mapping):
+            free, picked = picked.get("unlisted"), None
+        if free not in (None, ""):
+            overrides.update(_unlisted(key, option, str(free)))
+            continue
+        if picked in (None, ""):
+            picked = next((s for s, c in choices.items() if c.get("default")), None)
+            picked = picked if picked is not None else next(iter(choices), None)
+        if picked is None:
+            continue
+        if picked not in choices:
+            raise OptionsError(f"{key}: {picked!r} is not one of {', '.join(choices)}")
+        overrides.update(choices[picked].get("overrides", {}))
+    return overrides
+
+
+def _unlisted(key: str, option: Mapping[str, Any], value: str) -> dict[str, Any]:
+    spec = option.get("unlisted_choice") or {}
+    if not spec.get("enabled"):
+        raise OptionsError(f"{key}: free-text values are not allowed")
+    regex = spec.get("validation_regex")
+    if regex and not re.fullmatch(regex, value):
+        raise OptionsError(spec.get("validation_message") or f"{key}: {value!r} is not allowed")
+    return {spec.get("override_key", key): value}

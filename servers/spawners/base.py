@@ -1,0 +1,120 @@
+"""The spawner contract: what every backend (local process, Kubernetes) does.
+
+Spawners are called from Celery workers only, never from a web request. They
+are synchronous and keep no memory between calls: everything needed to find a
+server again lives in `SpawnSpec` and the JSON `state` they return, which the
+hub stores on the Server row. A worker restart therefore loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Progress = Callable[[int, str], None]
+
+
+class SpawnError(RuntimeError):
+    """The server could not be started; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class SpawnSpec:
+    """Everything a backend needs to start one server, resolved from the
+    profile, the chosen options and the hub's settings."""
+
+    username: str
+    server_name: str
+    prefix: str  # /user/alice/ or /user/alice/name/
+    api_token: str
+    client_id: str
+    api_url: str
+    public_url: str
+    home: Path
+    user_env: str = ""
+    image: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    cpu_limit: float | None = None
+    cpu_guarantee: float | None = None
+    mem_limit: str = ""
+    mem_guarantee: str = ""
+    extra_resource_limits: dict[str, str] = field(default_factory=dict)
+    default_url: str = "/lab"
+    activity_interval: int = 300
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Started:
+    url: str  # where the router reaches the server, e.g. http://127.0.0.1:41234
+    state: dict[str, Any]
+
+
+def hub_environment(spec: SpawnSpec, *, bind_url: str) -> dict[str, str]:
+    """The environment `jupyterhub-singleuser` reads (JupyterHub's get_env)."""
+    access = [
+        f"access:servers!server={spec.username}/{spec.server_name}",
+        f"access:servers!user={spec.username}",
+    ]
+    activity_url = f"{spec.api_url}/users/{spec.username}/activity"
+    env = {
+        "JUPYTERHUB_API_TOKEN": spec.api_token,
+        "JPY_API_TOKEN": spec.api_token,
+        "JUPYTERHUB_API_URL": spec.api_url,
+        "JUPYTERHUB_CLIENT_ID": spec.client_id,
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{spec.prefix}oauth_callback",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(access),
+        "JUPYTERHUB_OAUTH_SCOPES": json.dumps(access),
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps([]),
+        "JUPYTERHUB_SERVICE_PREFIX": spec.prefix,
+        "JUPYTERHUB_SERVICE_URL": bind_url.rstrip("/") + spec.prefix,
+        "JUPYTERHUB_USER": spec.username,
+        "JUPYTERHUB_SERVER_NAME": spec.server_name,
+        "JUPYTERHUB_ACTIVITY_URL": activity_url,
+        "JUPYTERHUB_ACTIVITY_INTERVAL": str(spec.activity_interval),
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_HOST": "",
+        "JUPYTERHUB_PUBLIC_URL": spec.public_url + spec.prefix,
+        "JUPYTERHUB_PUBLIC_HUB_URL": spec.public_url + "/hub/",
+        "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "0",
+        "JUPYTERHUB_DEFAULT_URL": spec.default_url,
+    }
+    if spec.mem_limit:
+        env["MEM_LIMIT"] = str(spec.mem_limit)
+    if spec.mem_guarantee:
+        env["MEM_GUARANTEE"] = str(spec.mem_guarantee)
+    if spec.cpu_limit is not None:
+        env["CPU_LIMIT"] = str(spec.cpu_limit)
+    if spec.cpu_guarantee is not None:
+        env["CPU_GUARANTEE"] = str(spec.cpu_guarantee)
+    env.update({k: str(v) for k, v in spec.environment.items()})
+    return env
+
+
+class Spawner(ABC):
+    """One backend. Every method may be called from any worker, any number of
+    times: start must clean up after itself when it raises, stop must be a
+    no-op for a server that is already gone."""
+
+    @abstractmethod
+    def start(self, spec: SpawnSpec, progress: Progress) -> Started:
+        """Launch the server and return where it listens, before it is ready.
+        Raises SpawnError with a message for the user."""
+
+    @abstractmethod
+    def poll(self, state: dict[str, Any]) -> int | None:
+        """None while the server described by STATE is running or still
+        starting; an exit status (0 if unknown) once it has stopped.
+        Must be cheap: reconcile calls it for every server."""
+
+    @abstractmethod
+    def stop(self, state: dict[str, Any], *, grace: float) -> None:
+        """Stop the server: ask politely, wait up to GRACE seconds, then force."""
+
+    def describe_failure(self, state: dict[str, Any]) -> str:
+        """A short reason for an unexpected exit, shown to the user."""
+        return "the server exited"

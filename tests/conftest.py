@@ -1,0 +1,66 @@
+"""The shared cast: alice and bob (same group), carol (no group), admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import User
+from tests.factories import GroupFactory, UserFactory
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def team(db):
+    return GroupFactory(name="team")
+
+
+@pytest.fixture
+def alice(team) -> User:
+    user = UserFactory(username="alice")
+    team.members.add(user)
+    return user
+
+
+@pytest.fixture
+def bob(team) -> User:
+    user = UserFactory(username="bob")
+    team.members.add(user)
+    return user
+
+
+@pytest.fixture
+def carol(db) -> User:
+    return UserFactory(username="carol")
+
+
+@pytest.fixture
+def admin(db) -> User:
+    return UserFactory(username="admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def token_for(db) -> Callable[..., str]:
+    """A raw API token for a user, with the given scopes (default: inherit)."""
+
+    def make(user: User, scopes: list[str] | None = None) -> str:
+        _, raw = account_services.issue_token(user, scopes=scopes or ["inherit"], note="test")
+        return raw
+
+    return make
+
+
+@pytest.fixture
+def api_client_for(token_for) -> Callable[..., APIClient]:
+    """An API client authenticated with a fresh token of USER."""
+
+    def make(user: User, scopes: list[str] | None = None) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"token {token_for(user, scopes)}")
+        return client
+
+    return make
