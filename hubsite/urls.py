@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/hub/", permanent=False)),
+    path("hub/api/oauth2/", include("accounts.oauth_urls")),
     path("hub/api/", include("accounts.api.urls")),
     path("hub/api/", include("servers.api.urls")),
     path("hub/api/", include("routing.api.urls")),
