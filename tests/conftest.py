@@ -64,3 +64,6 @@ def api_client_for(token_for) -> Callable[..., APIClient]:
         return client
 
     return make
+
+
+from tests.live import celery_live_worker, live_hub, router, start_server  # noqa: E402, F401

@@ -1,0 +1,165 @@
+"""Fixtures that run the platform for real: the hub (pytest-django's live
+server), a Celery worker on the configured broker, the router daemon and
+single-user Jupyter servers. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from accounts.models import User
+from servers import services
+from servers.models import Server
+from servers.spawners import get_spawner
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, what: str) -> object:
+    """Poll PREDICATE until it returns something truthy (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class LiveHub:
+    url: str  # http://127.0.0.1:PORT
+
+    @property
+    def api(self) -> str:
+        return self.url + "/hub/api"
+
+
+@pytest.fixture
+def live_hub(live_server, settings) -> LiveHub:
+    """The hub on a real port, with spawned servers told to call it back there."""
+    url = live_server.url.replace("localhost", "127.0.0.1")
+    settings.HUB_API_URL = url + "/hub/api"
+    settings.HUB_PUBLIC_URL = url
+    settings.HUB_START_TIMEOUT = 90
+    settings.HUB_STOP_GRACE = 5
+    return LiveHub(url=url)
+
+
+@pytest.fixture
+def celery_live_worker(live_hub) -> Iterator[object]:
+    """A real Celery worker (threads pool) consuming the configured broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from hubsite.celery import app
+
+    with start_worker(
+        app, pool="threads", concurrency=8, perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker
+
+
+@dataclass
+class RouterProcess:
+    url: str
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_router(hub_url: str, *, workers: int = 1, port: int | None = None) -> RouterProcess:
+    port = port or free_port()
+    env = {**os.environ, "HUB_ROUTER_TOKEN": settings.HUB_ROUTER_TOKEN}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "routing.router",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--hub-url",
+            hub_url,
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    router = RouterProcess(url=f"http://127.0.0.1:{port}", proc=proc)
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"router exited: {proc.stderr.read().decode()[-2000:]}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, timeout=30, what="the router to listen")
+    return router
+
+
+@pytest.fixture
+def router(live_hub) -> Iterator[RouterProcess]:
+    proc = start_router(live_hub.url)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def start_server(live_hub, celery_live_worker) -> Iterator[Callable[..., Server]]:
+    """Start USER's server through the real request path and wait until running.
+    Every server still running at the end is stopped (its process killed)."""
+
+    def start(user: User, name: str = "", **options: str) -> Server:
+        server = services.get_or_create_server(user, name)
+        services.request_start(server, by=user.username, user_options=options)
+        wait_for(
+            lambda: (
+                Server.objects.get(pk=server.pk).state
+                in (Server.State.RUNNING, Server.State.FAILED)
+            ),
+            timeout=90,
+            what=f"{user.username}'s server to start",
+        )
+        server.refresh_from_db()
+        assert server.state == Server.State.RUNNING, server.failure
+        return server
+
+    yield start
+    spawner = get_spawner()
+    for server in Server.objects.exclude(spawner_state={}):
+        spawner.stop(server.spawner_state, grace=3)
+
+
+def stop_and_wait(server: Server, *, by: str = "test") -> None:
+    services.request_stop(server, by=by)
+    wait_for(
+        lambda: Server.objects.get(pk=server.pk).state == Server.State.STOPPED,
+        timeout=30,
+        what=f"{server} to stop",
+    )
+    server.refresh_from_db()
