@@ -30,8 +30,10 @@ run: deps
 	@echo ""
 	$(VENV)/bin/honcho start
 
+# Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
 test: deps
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	rm -rf .test-data
+	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check .

@@ -124,7 +124,8 @@ def parse_database_url(url: str) -> dict[str, object]:
             "(use postgresql://, mysql:// or sqlite:///)"
         )
     if parts.scheme == "sqlite":
-        return {"ENGINE": engine, "NAME": unquote(parts.path)}
+        # sqlite:////abs/path is absolute, sqlite:///rel/path relative
+        return {"ENGINE": engine, "NAME": unquote(parts.path[1:])}
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ImproperlyConfigured("HUB_DATABASE_URL: the database name is missing")

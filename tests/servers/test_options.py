@@ -1,0 +1,56 @@
+"""Profile options follow KubeSpawner's profile_list semantics."""
+
+from __future__ import annotations
+
+import pytest
+
+from servers.options import OptionsError, choose
+
+IMAGE = {
+    "image": {
+        "display_name": "Image",
+        "choices": {
+            "base": {"display_name": "Base", "overrides": {"image": "base:1"}},
+            "sci": {"display_name": "SciPy", "default": True, "overrides": {"image": "sci:1"}},
+        },
+        "unlisted_choice": {
+            "enabled": True,
+            "display_name": "Other image",
+            "validation_regex": r"^quay\.io/[a-z/]+:[0-9.]+$",
+            "validation_message": "Only quay.io images with a version tag",
+            "override_key": "image",
+        },
+    }
+}
+
+
+def test_default_choice_is_used_when_nothing_is_chosen():
+    assert choose(IMAGE, {}) == {"image": "sci:1"}
+
+
+def test_chosen_choice_overrides_apply():
+    assert choose(IMAGE, {"image": "base"}) == {"image": "base:1"}
+
+
+def test_unknown_choice_is_rejected_with_the_valid_ones_listed():
+    with pytest.raises(OptionsError, match="'gpu' is not one of base, sci"):
+        choose(IMAGE, {"image": "gpu"})
+
+
+def test_unknown_option_key_is_rejected():
+    with pytest.raises(OptionsError, match="unknown option: colour"):
+        choose(IMAGE, {"colour": "red"})
+
+
+def test_unlisted_choice_is_validated_by_its_regex():
+    assert choose(IMAGE, {"image--unlisted-choice": "quay.io/org/img:2.1"}) == {
+        "image": "quay.io/org/img:2.1"
+    }
+    with pytest.raises(OptionsError, match="Only quay.io images"):
+        choose(IMAGE, {"image--unlisted-choice": "evil.example/img:latest"})
+
+
+def test_unlisted_choice_is_refused_when_not_enabled():
+    options = {"size": {"choices": {"s": {"overrides": {"mem_limit": "1G"}}}}}
+    with pytest.raises(OptionsError, match="free-text values are not allowed"):
+        choose(options, {"size": {"unlisted": "64G"}})
