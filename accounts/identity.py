@@ -9,7 +9,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts import scopes as sc
 from accounts import tokens
@@ -68,6 +68,18 @@ def token_scopes(token: ApiToken) -> frozenset[str]:
 
 def for_session(user: User, session_id: str = "") -> Identity:
     return Identity(user=user, scopes=user_scopes(user), session_id=session_id)
+
+
+def session_id_for(session_key: str | None) -> str:
+    """The public id of a hub session (JupyterHub's `jupyterhub-session-id`).
+
+    Tokens and /hub/api/user carry it, so servers see it: it must not be the
+    Django session key, which is the login credential itself. A keyed hash is
+    stable for the session's life, changes at login (the key is cycled) and
+    needs no storage."""
+    if not session_key:
+        return ""
+    return salted_hmac("accounts.session_id", session_key).hexdigest()[:32]
 
 
 def router_identity() -> Identity:
