@@ -6,10 +6,14 @@ make the second run harmless."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from servers import services
 from servers.models import Server
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="scheduler.spawn_server", acks_late=True, reject_on_worker_lost=True)
@@ -24,8 +28,13 @@ def stop_server(server_id: int) -> None:
 
 @shared_task(name="scheduler.reconcile_servers", acks_late=True)
 def reconcile_servers() -> int:
-    """Running servers whose process died become failed: routes follow the DB."""
-    dead = 0
+    """The database is the truth: running servers whose process died become
+    failed (their route goes with them), and pending servers orphaned by a
+    dead worker are finished. Each action is logged at WARNING."""
+    actions = services.expire_stale()
     for server in Server.objects.filter(state=Server.State.RUNNING).select_related("user"):
-        dead += 0 if services.check_alive(server) else 1
-    return dead
+        if not services.check_alive(server):
+            actions.append(f"marked {server} failed: its process is gone")
+    for action in actions:
+        log.warning("reconcile: %s", action)
+    return len(actions)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
         message="Server requested",
         actor=by,
     )
-    tasks.spawn_server.delay_on_commit(server.pk)
+    _enqueue_on_commit(tasks.spawn_server, server)
     return True
 
 
@@ -132,8 +132,37 @@ def request_stop(server: Server, *, by: str) -> bool:
     ServerEvent.objects.create(
         server=server, kind=ServerEvent.Kind.STOP_REQUESTED, message="Stop requested", actor=by
     )
-    tasks.stop_server.delay_on_commit(server.pk)
+    _enqueue_on_commit(tasks.stop_server, server)
     return True
+
+
+def _enqueue_on_commit(task: Any, server: Server) -> None:
+    """Send the task once the transaction commits. If the broker cannot be
+    reached the server is marked failed with that reason rather than left
+    pending forever; reconcile_servers covers a worker that dies later."""
+
+    def send() -> None:
+        try:
+            task.apply_async((server.pk,), retry=True, retry_policy=_PUBLISH_RETRY)
+        except Exception as exc:  # kombu raises several unrelated types here
+            log.error("could not enqueue %s for %s: %s", task.name, server, exc)
+            _fail_unsent(server, f"The task queue is unreachable ({type(exc).__name__}).")
+
+    transaction.on_commit(send)
+
+
+_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.3, "interval_max": 1}
+
+
+def _fail_unsent(server: Server, reason: str) -> None:
+    now = timezone.now()
+    moved = Server.objects.filter(pk=server.pk, state__in=[State.STARTING, State.STOPPING]).update(
+        state=State.FAILED, failure=reason, changed=now
+    )
+    if moved:
+        ServerEvent.objects.create(
+            server=server, kind=ServerEvent.Kind.FAILED, progress=100, message=reason
+        )
 
 
 def delete_server(server: Server) -> None:
@@ -321,6 +350,25 @@ def stop_on_spawner(server_id: int) -> None:
 def _revoke_credentials(server: Server) -> None:
     ApiToken.objects.filter(server=server).delete()
     OAuthClient.objects.filter(server=server).delete()
+
+
+def expire_stale(*, now: datetime | None = None) -> list[str]:
+    """Servers stuck pending because their worker died: a start older than the
+    start timeout (plus a margin) fails and its process is cleaned up; a stop
+    older than the grace period is finished here. Returns what was done."""
+    now = now or timezone.now()
+    done: list[str] = []
+    start_cutoff = now - timedelta(seconds=settings.HUB_START_TIMEOUT + 30)
+    for server in Server.objects.filter(state=State.STARTING, requested_at__lt=start_cutoff):
+        if server.spawner_state:
+            get_spawner().stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+        mark_failed(server, "The start did not finish in time (its worker may have died).")
+        done.append(f"failed stale start of {server}")
+    stop_cutoff = now - timedelta(seconds=settings.HUB_STOP_GRACE + 30)
+    for server in Server.objects.filter(state=State.STOPPING, changed__lt=stop_cutoff):
+        stop_on_spawner(server.pk)
+        done.append(f"finished stale stop of {server}")
+    return done
 
 
 def check_alive(server: Server) -> bool:
