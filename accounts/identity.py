@@ -3,13 +3,15 @@ the expanded scopes that every API check reads."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
 
 from accounts import scopes as sc
 from accounts import tokens
@@ -18,6 +20,7 @@ from accounts.models import ApiToken, User
 ROUTER_SERVICE = "router"
 ROUTER_SCOPES = ("proxy", "read:users:name", "read:servers", "users:activity")
 _TOUCH_EVERY = timedelta(seconds=60)
+SESSION_ID_KEY = "hub_session_id"
 
 
 @dataclass
@@ -70,16 +73,18 @@ def for_session(user: User, session_id: str = "") -> Identity:
     return Identity(user=user, scopes=user_scopes(user), session_id=session_id)
 
 
-def session_id_for(session_key: str | None) -> str:
+def session_id_for(session: SessionBase) -> str:
     """The public id of a hub session (JupyterHub's `jupyterhub-session-id`).
 
-    Tokens and /hub/api/user carry it, so servers see it: it must not be the
-    Django session key, which is the login credential itself. A keyed hash is
-    stable for the session's life, changes at login (the key is cycled) and
-    needs no storage."""
-    if not session_key:
-        return ""
-    return salted_hmac("accounts.session_id", session_key).hexdigest()[:32]
+    OAuth tokens and /hub/api/user carry it, so servers see it: it must not be
+    the Django session key, which is the login credential itself. A random id
+    kept in the session data survives key rotation (password change, login
+    again as the same user) and goes away when logout flushes the session."""
+    value = session.get(SESSION_ID_KEY)
+    if not value:
+        value = uuid.uuid4().hex
+        session[SESSION_ID_KEY] = value
+    return str(value)
 
 
 def router_identity() -> Identity:

@@ -51,5 +51,5 @@ class HubSessionAuthentication(authentication.BaseAuthentication):
             reason = check.process_view(request._request, None, (), {})
             if reason:
                 raise exceptions.PermissionDenied(f"XSRF check failed: {reason}")
-        session_id = identity.session_id_for(request._request.session.session_key)
+        session_id = identity.session_id_for(request._request.session)
         return user, identity.for_session(user, session_id)
