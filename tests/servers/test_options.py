@@ -46,7 +46,7 @@ def test_unlisted_choice_is_validated_by_its_regex():
     assert choose(IMAGE, {"image--unlisted-choice": "quay.io/org/img:2.1"}) == {
         "image": "quay.io/org/img:2.1"
     }
-    with pytest.raises(OptionsError, match="Only quay.io images"):
+    with pytest.raises(OptionsError, match=r"Only quay\.io images"):
         choose(IMAGE, {"image--unlisted-choice": "evil.example/img:latest"})
 
 

@@ -1,0 +1,111 @@
+"""Spawning real single-user servers through a real Celery worker, and what
+happens when a process, a worker or the broker goes away."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from hubsite.celery import app as celery_app
+from scheduler.tasks import reconcile_servers
+from servers import services
+from servers.models import Server, ServerEvent
+from servers.spawners import get_spawner
+from tests.factories import ProfileFactory
+from tests.live import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def wait_state(server: Server, *states: str, timeout: float = 90) -> Server:
+    wait_for(
+        lambda: Server.objects.get(pk=server.pk).state in states,
+        timeout=timeout,
+        what=f"{server} to reach {'/'.join(states)}",
+    )
+    server.refresh_from_db()
+    return server
+
+
+def test_started_server_has_a_url_events_and_a_live_process(alice, start_server):
+    server = start_server(alice)
+    assert server.url.startswith("http://127.0.0.1:")
+    assert get_spawner().poll(server.spawner_state) is None
+    progress = list(server.events.values_list("progress", flat=True))
+    assert progress == sorted(progress)
+    assert server.events.last().kind == ServerEvent.Kind.READY
+
+
+def test_start_requested_twice_spawns_once(alice, live_hub, celery_live_worker):
+    server = services.get_or_create_server(alice, "")
+    assert services.request_start(server, by="alice", user_options={}) is True
+    assert services.request_start(server, by="alice", user_options={}) is False
+    wait_state(server, Server.State.RUNNING)
+    assert server.events.filter(kind=ServerEvent.Kind.START_REQUESTED).count() == 1
+    state = server.spawner_state
+    services.request_stop(server, by="alice")
+    wait_state(server, Server.State.STOPPED, timeout=30)
+    assert get_spawner().poll(state) == 0
+
+
+def test_dead_process_is_noticed_and_the_server_marked_failed(alice, start_server):
+    server = start_server(alice)
+    os.killpg(server.spawner_state["pid"], signal.SIGKILL)
+    wait_for(
+        lambda: get_spawner().poll(server.spawner_state) is not None,
+        timeout=10,
+        what="the process to die",
+    )
+    assert reconcile_servers() == 1
+    server.refresh_from_db()
+    assert server.state == Server.State.FAILED
+    assert server.url == ""
+    assert "exited" in server.failure
+
+
+def test_start_timeout_cleans_up_and_says_why(alice, settings, live_hub, celery_live_worker):
+    settings.HUB_START_TIMEOUT = 0.3
+    server = services.get_or_create_server(alice, "")
+    services.request_start(server, by="alice", user_options={})
+    wait_state(server, Server.State.FAILED, Server.State.RUNNING)
+    assert server.state == Server.State.FAILED
+    assert "did not answer within" in server.failure
+    assert server.tokens.count() == 0
+
+
+def test_missing_user_environment_fails_with_a_clear_message(alice, live_hub, celery_live_worker):
+    profile = ProfileFactory(slug="broken", user_env="/nonexistent/env", default=True)
+    server = services.get_or_create_server(alice, "")
+    services.request_start(server, by="alice", user_options={"profile": profile.slug})
+    wait_state(server, Server.State.FAILED)
+    assert "/nonexistent/env has no jupyterhub-singleuser" in server.failure
+
+
+def test_unreachable_broker_fails_the_start_instead_of_leaving_it_pending(alice, live_hub):
+    real_url = celery_app.conf.broker_url
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    try:
+        server = services.get_or_create_server(alice, "")
+        services.request_start(server, by="alice", user_options={})
+    finally:
+        celery_app.conf.broker_url = real_url
+        celery_app._pool = None
+    server.refresh_from_db()
+    assert server.state == Server.State.FAILED
+    assert "task queue is unreachable" in server.failure
+
+
+def test_start_orphaned_by_a_dead_worker_is_failed_by_reconcile(alice, settings):
+    server = services.get_or_create_server(alice, "")
+    long_ago = timezone.now() - timedelta(seconds=settings.HUB_START_TIMEOUT + 60)
+    Server.objects.filter(pk=server.pk).update(state=Server.State.STARTING, requested_at=long_ago)
+    assert reconcile_servers() == 1
+    server.refresh_from_db()
+    assert server.state == Server.State.FAILED
+    assert "worker may have died" in server.failure
