@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from accounts import signals
+
+        user_logged_out.connect(
+            signals.revoke_oauth_tokens_on_logout, dispatch_uid="accounts.revoke_oauth_on_logout"
+        )

@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+"""/hub/api/oauth2/: the OAuth provider single-user servers log people in with."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from accounts import oauth_views
+
+app_name = "oauth2"
+
+urlpatterns = [
+    path("authorize", oauth_views.authorize, name="authorize"),
+    path("token", oauth_views.token, name="token"),
+]
