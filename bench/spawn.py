@@ -1,0 +1,752 @@
+"""Spawn time, side by side in one run: this platform, JupyterHub 6.1.1 with
+SimpleLocalProcessSpawner behind configurable-http-proxy 5.3.0, and the bare
+`jupyterhub-singleuser` process.
+
+Spawn time = `POST /hub/api/users/<u>/server` (admin token) until
+`GET /user/<u>/api` through the public port (router or CHP) answers 200 with
+jupyter-server's JSON. Bare start = process launch until `GET <url>/api`
+answers below 500 (the readiness rule both hubs use), polled the same way.
+Rounds are interleaved (bare, ours, JupyterHub, rotating the order) so the
+ratios come from the same minutes on this shared machine.
+
+    .venv/bin/python bench/spawn.py [--runs 5] [--crowd 10] [--only ours,jupyterhub,bare]
+
+JupyterHub is installed on first use into bench/.work/jh-venv (python3.11 -m
+venv + pip) and CHP into bench/.work/chp (npm). Our platform runs from
+/work/main's Procfile (hub, router, worker) through honcho, with a fresh data
+dir, SQLite and the filesystem broker, or PostgreSQL / Redis when
+HUB_DATABASE_URL / HUB_REDIS_URL are set (a throw-away database and Redis db
+--redis-db are used, so nothing shared is touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from _common import (
+    ROOT,
+    WORK,
+    free_port,
+    median,
+    print_table,
+    start_group,
+    stop_group,
+    wait_until,
+)
+
+JH_VERSION = "6.1.1"
+LAB_VERSION = "4.6.6"
+CHP_VERSION = "5.3.0"
+JH_VENV = WORK / "jh-venv"
+CHP_DIR = WORK / "chp"
+CHP_BIN = CHP_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+USER_VENV = ROOT / ".venv-user"
+HUB_VENV = ROOT / ".venv"
+ADMIN_SCOPES = ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"]
+
+
+class BenchError(RuntimeError):
+    """Something the report should show instead of a number."""
+
+
+# --- measuring ------------------------------------------------------------------
+
+
+@dataclass
+class Span:
+    start: float
+    end: float
+
+
+def answers_api(session: requests.Session, url: str, headers: dict[str, str]) -> bool:
+    """True once URL answers 200 with jupyter-server's {"version": ...}: a hub
+    page (pending, login, redirect) must not count as the server answering."""
+    try:
+        resp = session.get(url, headers=headers, timeout=5, allow_redirects=False)
+    except requests.RequestException:
+        return False
+    if resp.status_code != 200:
+        return False
+    try:
+        return "version" in resp.json()
+    except ValueError:
+        return False
+
+
+def at_once(count: int, one: Callable[[int], Span]) -> list[Span]:
+    """Run ONE(i) for i < COUNT in threads released together; re-raise the
+    first failure after all have finished."""
+    barrier = threading.Barrier(count)
+    spans: list[Span | None] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            spans[i] = one(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [s for s in spans if s is not None]
+
+
+def total(spans: Sequence[Span]) -> float:
+    return max(s.end for s in spans) - min(s.start for s in spans)
+
+
+# --- the bare single-user server -------------------------------------------------
+
+
+class StubHub:
+    """Answers every request like a JupyterHub 6.1.1 hub would answer
+    `GET /hub/api` (the single-user server's version check at start) and
+    accepts activity posts, so the bare start measures the server alone."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                body = json.dumps({"version": JH_VERSION}).encode()
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-JupyterHub-Version", JH_VERSION)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def singleuser_env(name: str, port: int, hub_api: str, home: Path) -> dict[str, str]:
+    """The environment a hub gives `jupyterhub-singleuser` (JupyterHub's get_env)."""
+    prefix = f"/user/{name}/"
+    token = secrets.token_hex(16)
+    scopes = json.dumps([f"access:servers!server={name}/", f"access:servers!user={name}"])
+    return {
+        "PATH": f"{USER_VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "USER": name,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "VIRTUAL_ENV": str(USER_VENV),
+        "JUPYTERHUB_API_TOKEN": token,
+        "JPY_API_TOKEN": token,
+        "JUPYTERHUB_API_URL": hub_api,
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{name}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": scopes,
+        "JUPYTERHUB_OAUTH_SCOPES": scopes,
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
+        "JUPYTERHUB_USER": name,
+        "JUPYTERHUB_SERVER_NAME": "",
+        "JUPYTERHUB_ACTIVITY_URL": f"{hub_api}/users/{name}/activity",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_HOST": "",
+        "JUPYTERHUB_PUBLIC_HUB_URL": "http://127.0.0.1/hub/",
+        "JUPYTERHUB_DEFAULT_URL": "/lab",
+    }
+
+
+class Bare:
+    """`jupyterhub-singleuser` from the user venv, launched directly."""
+
+    label = "bare singleuser"
+
+    def __init__(self, tmp: Path, hub_api: str, poll: float) -> None:
+        self.tmp = tmp
+        self.hub_api = hub_api
+        self.poll = poll
+
+    def spawn(self, count: int) -> tuple[list[Span], float]:
+        procs: list[subprocess.Popen[bytes]] = []
+        lock = threading.Lock()
+
+        def one(i: int) -> Span:
+            name = f"bare{i}"
+            port = free_port()
+            home = self.tmp / "homes" / name
+            home.mkdir(parents=True, exist_ok=True)
+            cmd = [str(USER_VENV / "bin" / "jupyterhub-singleuser")]
+            if os.geteuid() == 0:
+                cmd.append("--ServerApp.allow_root=True")
+            env = singleuser_env(name, port, self.hub_api, home)
+            start = time.monotonic()
+            proc = start_group(cmd, log=self.tmp / "logs" / f"{name}.log", env=env, cwd=home)
+            with lock:
+                procs.append(proc)
+            session = requests.Session()
+            url = f"http://127.0.0.1:{port}/user/{name}/api"
+
+            def ready() -> bool:
+                if proc.poll() is not None:
+                    raise BenchError(f"bare {name} exited; see {self.tmp / 'logs'}")
+                try:
+                    return session.get(url, timeout=5).status_code < 500
+                except requests.RequestException:
+                    return False
+
+            wait_until(ready, timeout=120, what=f"bare {name}", interval=self.poll)
+            return Span(start, time.monotonic())
+
+        try:
+            spans = at_once(count, one)
+        finally:
+            began = time.monotonic()
+            threads = [threading.Thread(target=stop_group, args=(p,)) for p in procs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            stopped = time.monotonic() - began
+        return spans, stopped
+
+
+# --- a hub driven through its REST API -----------------------------------------
+
+
+@dataclass
+class Hub:
+    """What both hubs share: the JupyterHub REST API on a public port."""
+
+    label: str = ""
+    public: str = ""
+    token: str = ""
+    poll: float = 0.05
+    note: str = ""  # what it runs on, for the report
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        return requests.request(
+            method, f"{self.public}/hub/api{path}", headers=self.headers, timeout=60, **kwargs
+        )
+
+    def spawn_one(self, user: str) -> Span:
+        start = time.monotonic()
+        resp = self.api("POST", f"/users/{user}/server")
+        if resp.status_code not in (201, 202):
+            raise BenchError(
+                f"{self.label}: POST /hub/api/users/{user}/server -> "
+                f"{resp.status_code} {resp.text[:300]}"
+            )
+        session = requests.Session()
+        url = f"{self.public}/user/{user}/api"
+        wait_until(
+            lambda: answers_api(session, url, self.headers),
+            timeout=120,
+            what=f"{self.label}: {url} to answer 200",
+            interval=self.poll,
+        )
+        return Span(start, time.monotonic())
+
+    def is_stopped(self, user: str) -> bool:
+        resp = self.api("GET", f"/users/{user}")
+        if resp.status_code != 200:
+            raise BenchError(f"{self.label}: GET /hub/api/users/{user} -> {resp.status_code}")
+        model = resp.json()
+        server = (model.get("servers") or {}).get("")
+        if model.get("pending") or model.get("server"):
+            return False
+        return server is None or not (server.get("ready") or server.get("pending"))
+
+    def stop(self, users: Sequence[str]) -> float:
+        """DELETE every server at once and wait until all are stopped."""
+        start = time.monotonic()
+
+        def one(i: int) -> Span:
+            resp = self.api("DELETE", f"/users/{users[i]}/server")
+            if resp.status_code not in (202, 204):
+                raise BenchError(f"{self.label}: DELETE {users[i]} -> {resp.status_code}")
+            wait_until(
+                lambda: self.is_stopped(users[i]),
+                timeout=60,
+                what=f"{self.label}: {users[i]} to stop",
+                interval=0.05,
+            )
+            return Span(start, time.monotonic())
+
+        at_once(len(users), one)
+        return time.monotonic() - start
+
+    def spawn(self, count: int) -> tuple[list[Span], float]:
+        """COUNT servers started at once; returns their spans and the stop time."""
+        users = user_names(count)
+        try:
+            spans = at_once(count, lambda i: self.spawn_one(users[i]))
+        finally:
+            stopped = self.stop(users)
+        return spans, stopped
+
+    def close(self) -> None:
+        for proc in self.procs:
+            stop_group(proc)
+        for cleanup in self.cleanups:
+            cleanup()
+
+
+def user_names(count: int) -> list[str]:
+    return ["solo"] if count == 1 else [f"crowd{i}" for i in range(count)]
+
+
+def install_jupyterhub() -> None:
+    """JupyterHub + JupyterLab in their own venv, CHP from npm (first run only)."""
+    marker = JH_VENV / f".bench-jupyterhub-{JH_VERSION}-lab-{LAB_VERSION}"
+    if not marker.exists():
+        print(f"installing jupyterhub=={JH_VERSION} into {JH_VENV} ...", flush=True)
+        if not (JH_VENV / "bin" / "python").exists():
+            subprocess.run(["python3.11", "-m", "venv", str(JH_VENV)], check=True)
+        subprocess.run(
+            [
+                str(JH_VENV / "bin" / "pip"),
+                "install",
+                "--quiet",
+                f"jupyterhub=={JH_VERSION}",
+                f"jupyterlab=={LAB_VERSION}",
+            ],
+            check=True,
+        )
+        marker.touch()
+    if not CHP_BIN.exists():
+        print(f"installing configurable-http-proxy@{CHP_VERSION} into {CHP_DIR} ...", flush=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--prefix",
+                str(CHP_DIR),
+                f"configurable-http-proxy@{CHP_VERSION}",
+            ],
+            check=True,
+        )
+
+
+JH_CONFIG = """\
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {public_port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.ConfigurableHTTPProxy.pid_file = {chp_pid!r}
+c.JupyterHub.db_url = "sqlite:///{db}"
+c.JupyterHub.cookie_secret_file = {cookie!r}
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "password"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
+c.Spawner.args = {args!r}
+c.JupyterHub.concurrent_spawn_limit = 100
+c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "bench", "scopes": {scopes!r}, "services": ["bench"]}}]
+"""
+
+
+def start_jupyterhub(tmp: Path, users: Sequence[str], poll: float) -> Hub:
+    install_jupyterhub()
+    tmp.mkdir(parents=True)
+    public_port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
+    token = secrets.token_hex(32)
+    config = JH_CONFIG.format(
+        public_port=public_port,
+        hub_port=hub_port,
+        proxy_api_port=proxy_api_port,
+        chp=str(CHP_BIN),
+        chp_pid=str(tmp / "chp.pid"),
+        db=tmp / "jupyterhub.sqlite",
+        cookie=str(tmp / "cookie_secret"),
+        homes=str(tmp / "homes"),
+        args=["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [],
+        token=token,
+        scopes=ADMIN_SCOPES,
+    )
+    (tmp / "jupyterhub_config.py").write_text(config)
+    (tmp / "homes").mkdir()
+    env = {
+        "PATH": f"{JH_VENV / 'bin'}:{CHP_BIN.parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
+    cmd = [str(JH_VENV / "bin" / "jupyterhub"), "-f", str(tmp / "jupyterhub_config.py")]
+    proc = start_group(cmd, log=tmp / "jupyterhub.log", env=env, cwd=tmp)
+    hub = Hub(
+        label=f"JupyterHub {JH_VERSION}",
+        public=f"http://127.0.0.1:{public_port}",
+        token=token,
+        poll=poll,
+        note=f"SimpleLocalProcessSpawner, CHP {CHP_VERSION}, SQLite",
+        procs=[proc],
+    )
+    try:
+        wait_for_api(hub, proc, tmp / "jupyterhub.log")
+        resp = hub.api("POST", "/users", json={"usernames": list(users)})
+        if resp.status_code != 201:
+            raise BenchError(f"JupyterHub: creating users -> {resp.status_code} {resp.text[:300]}")
+    except BaseException:
+        hub.close()
+        raise
+    return hub
+
+
+def wait_for_api(hub: Hub, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise BenchError(f"{hub.label} exited at start: {tail(log)}")
+        try:
+            return requests.get(f"{hub.public}/hub/api/", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout=90, what=f"{hub.label} API at {hub.public}", interval=0.1)
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- this platform --------------------------------------------------------------
+
+
+SETUP_SCRIPT = """
+from accounts import services
+admin = services.create_user("bench-admin", admin=True)
+for name in {users!r}:
+    services.create_user(name)
+_, raw = services.issue_token(admin, note="bench/spawn.py")
+print("TOKEN=" + raw)
+"""
+
+
+def private_database(url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh PostgreSQL database next to the one URL names, and its dropper."""
+    import psycopg
+
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise BenchError(f"only PostgreSQL is supported for HUB_DATABASE_URL here, not {url}")
+    name = f"bench_spawn_{os.getpid()}"
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(parts._replace(path=f"/{name}")), drop
+
+
+def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> Hub:
+    tmp.mkdir(parents=True)
+    hub_port, router_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        HUB_DATA_DIR=str(tmp / "data"),
+        HUB_BIND=f"127.0.0.1:{hub_port}",
+        HUB_BIND_URL=f"http://127.0.0.1:{hub_port}",
+        HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
+        HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
+        HUB_LOG_LEVEL="WARNING",
+    )
+    cleanups: list[Callable[[], None]] = []
+    backends = ["SQLite", "filesystem broker"]
+    if os.environ.get("HUB_DATABASE_URL"):
+        env["HUB_DATABASE_URL"], drop = private_database(os.environ["HUB_DATABASE_URL"])
+        cleanups.append(drop)
+        backends[0] = "PostgreSQL"
+    if os.environ.get("HUB_REDIS_URL"):
+        parts = urlsplit(os.environ["HUB_REDIS_URL"])
+        env["HUB_REDIS_URL"] = urlunsplit(parts._replace(path=f"/{redis_db}"))
+        backends[1] = f"Redis db {redis_db}"
+    python = str(HUB_VENV / "bin" / "python")
+    hub = Hub(
+        label="this platform",
+        public=f"http://127.0.0.1:{router_port}",
+        poll=poll,
+        note=", ".join(backends),
+        cleanups=cleanups,
+    )
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            [python, "manage.py", *a], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        )
+        run("migrate", "--verbosity", "0")
+        out = run("shell", "-c", SETUP_SCRIPT.format(users=list(users))).stdout
+        hub.token = next(l[6:] for l in out.splitlines() if l.startswith("TOKEN="))  # noqa: E741
+        log = tmp / "honcho.log"
+        proc = start_group(
+            [
+                str(HUB_VENV / "bin" / "honcho"),
+                "-f",
+                str(ROOT / "Procfile"),
+                "start",
+                "hub",
+                "router",
+                "worker",
+            ],
+            log=log,
+            env=env,
+            cwd=ROOT,
+        )
+        hub.procs.append(proc)
+        wait_for_api(hub, proc, log)
+        wait_until(
+            lambda: "ready." in log.read_text(errors="replace") or proc.poll() is not None,
+            timeout=60,
+            what="the Celery worker",
+            interval=0.1,
+        )
+        if proc.poll() is not None:
+            raise BenchError(f"honcho exited: {tail(log)}")
+    except subprocess.CalledProcessError as exc:
+        hub.close()
+        raise BenchError(f"this platform: {exc.cmd[2:4]} failed: {exc.stderr[-1500:]}") from None
+    except BaseException:
+        hub.close()
+        raise
+    return hub
+
+
+# --- the run ----------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="1-user rounds (median of these)")
+    parser.add_argument("--crowd", type=int, default=10, help="users started at once")
+    parser.add_argument("--crowd-runs", type=int, default=1, help="rounds of the crowd start")
+    parser.add_argument("--poll", type=float, default=0.05, help="1-user poll interval, s")
+    parser.add_argument("--crowd-poll", type=float, default=0.1, help="crowd poll interval, s")
+    parser.add_argument("--only", default="bare,ours,jupyterhub", help="systems to run")
+    parser.add_argument("--redis-db", type=int, default=13, help="Redis db for our broker")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    return parser.parse_args()
+
+
+def start_systems(
+    names: Sequence[str], tmp: Path, args: argparse.Namespace, stub: StubHub
+) -> tuple[dict[str, Bare | Hub], dict[str, str]]:
+    users = user_names(1) + user_names(args.crowd)
+    systems: dict[str, Bare | Hub] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        began = time.monotonic()
+        try:
+            if name == "bare":
+                systems[name] = Bare(tmp / "bare", stub.url + "/hub/api", args.poll)
+            elif name == "jupyterhub":
+                systems[name] = start_jupyterhub(tmp / "jupyterhub", users, args.poll)
+            elif name == "ours":
+                systems[name] = start_ours(tmp / "ours", users, args.poll, args.redis_db)
+            else:
+                raise BenchError(f"unknown system {name!r}")
+            print(f"{name}: up in {time.monotonic() - began:.1f} s", flush=True)
+        except (BenchError, TimeoutError) as exc:
+            errors[name] = str(exc)
+            print(f"{name}: NOT STARTED: {exc}", flush=True)
+    return systems, errors
+
+
+def measure(
+    systems: dict[str, Bare | Hub], errors: dict[str, str], count: int, rounds: int, poll: float
+) -> dict[str, list[tuple[float, float]]]:
+    """Interleaved rounds (the order rotates); per system: (spawn s, stop s)."""
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
+    for r in range(rounds):
+        names = list(systems)
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            if name in errors:
+                continue
+            system = systems[name]
+            system.poll = poll
+            try:
+                spans, stopped = system.spawn(count)
+            except (BenchError, TimeoutError) as exc:
+                errors[name] = f"{count} user(s), round {r + 1}: {exc}"
+                print(f"{name}: FAILED: {errors[name]}", flush=True)
+                continue
+            found[name].append((total(spans), stopped))
+            print(
+                f"  round {r + 1}, {count} user(s), {name}: {total(spans):.2f} s"
+                f" (stop {stopped:.2f} s)",
+                flush=True,
+            )
+    return found
+
+
+def summary(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f} s"
+    return f"{median(values):.2f} s [{min(values):.2f}-{max(values):.2f}]"
+
+
+def report(
+    names: Sequence[str],
+    labels: dict[str, str],
+    one: dict[str, list[tuple[float, float]]],
+    crowd: dict[str, list[tuple[float, float]]],
+    args: argparse.Namespace,
+    errors: dict[str, str],
+) -> None:
+    def col(found: dict[str, list[tuple[float, float]]], name: str, idx: int) -> str:
+        return (
+            summary([v[idx] for v in found.get(name, [])])
+            if name not in errors or found.get(name)
+            else "failed"
+        )
+
+    print()
+    print_table(
+        ["measure", *[labels[n] for n in names]],
+        [
+            [
+                f"1 user: start -> first 200 (median of {args.runs})",
+                *[col(one, n, 0) for n in names],
+            ],
+            [f"{args.crowd} users at once: all answering 200", *[col(crowd, n, 0) for n in names]],
+            ["stop 1 (until stopped)", *[col(one, n, 1) for n in names]],
+            [f"stop {args.crowd} at once", *[col(crowd, n, 1) for n in names]],
+        ],
+    )
+
+    def med(found: dict[str, list[tuple[float, float]]], name: str) -> float | None:
+        values = [v[0] for v in found.get(name, [])]
+        return median(values) if values else None
+
+    rows = []
+    ours1, bare1 = med(one, "ours"), med(one, "bare")
+    if ours1 is not None and bare1 is not None:
+        ratio = ours1 / bare1
+        verdict = "PASS" if ratio <= 1.15 else "FAIL"
+        rows.append(
+            [
+                "1 user <= 1.15x bare start",
+                f"{ours1:.2f} s vs {bare1:.2f} s",
+                f"{ratio:.2f}x",
+                verdict,
+            ]
+        )
+    else:
+        rows.append(["1 user <= 1.15x bare start", "not measured", "-", "NO RESULT"])
+    oursn, jhn = med(crowd, "ours"), med(crowd, "jupyterhub")
+    if oursn is not None and jhn is not None:
+        ratio = oursn / jhn
+        verdict = "PASS" if ratio <= 0.7 else "FAIL"
+        rows.append(
+            [
+                f"{args.crowd} users <= 0.7x JupyterHub",
+                f"{oursn:.2f} s vs {jhn:.2f} s",
+                f"{ratio:.2f}x",
+                verdict,
+            ]
+        )
+    else:
+        rows.append([f"{args.crowd} users <= 0.7x JupyterHub", "not measured", "-", "NO RESULT"])
+    jh1 = med(one, "jupyterhub")
+    if jh1 is not None and bare1 is not None:
+        rows.append(
+            [
+                "(info) JupyterHub 1 user vs bare",
+                f"{jh1:.2f} s vs {bare1:.2f} s",
+                f"{jh1 / bare1:.2f}x",
+                "",
+            ]
+        )
+    print()
+    print_table(["target", "measured", "ratio", "verdict"], rows)
+    for name, message in errors.items():
+        print(f"\n{labels.get(name, name)}: {message}")
+
+
+def main() -> int:
+    args = parse_args()
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    WORK.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spawn-"))
+    stub = StubHub()
+    systems: dict[str, Bare | Hub] = {}
+    try:
+        systems, errors = start_systems(names, tmp, args, stub)
+        labels = {
+            "bare": "bare singleuser",
+            "ours": "this platform",
+            "jupyterhub": f"JupyterHub {JH_VERSION}",
+        }
+        one = measure(systems, errors, 1, args.runs, args.poll)
+        crowd = measure(systems, errors, args.crowd, args.crowd_runs, args.crowd_poll)
+        print(f"\nmachine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+        print(
+            f"bare singleuser: {USER_VENV}/bin/jupyterhub-singleuser; its hub version check"
+            f" answered by a stub hub (http.server, X-JupyterHub-Version: {JH_VERSION})"
+        )
+        for name, system in systems.items():
+            if isinstance(system, Hub):
+                print(f"{labels[name]}: {system.note}")
+        print(
+            f"poll interval: {args.poll * 1000:.0f} ms (1 user), {args.crowd_poll * 1000:.0f} ms"
+            f" ({args.crowd} users), same for every system"
+        )
+        report(names, labels, one, crowd, args, errors)
+    finally:
+        for system in systems.values():
+            if isinstance(system, Hub):
+                system.close()
+        stub.close()
+        if args.keep:
+            print(f"\nlogs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
