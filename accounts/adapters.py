@@ -1,10 +1,20 @@
-"""Sign-up policy for django-allauth: open or closed, approval required or not."""
+"""Sign-up policy for django-allauth: open or closed, approval required or not.
+
+An unapproved user is refused at allauth's `pre_login` hook, the single point
+every login passes through (password login and the login that follows a
+sign-up), so they see "waiting for approval" and get no session."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.stagekit import clear_login
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts import services
 
 
 class HubAccountAdapter(DefaultAccountAdapter):
@@ -18,3 +28,23 @@ class HubAccountAdapter(DefaultAccountAdapter):
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):
         user.is_approved = not settings.HUB_SIGNUP_REQUIRES_APPROVAL
         return super().save_user(request, user, form, commit=commit)
+
+    def pre_login(self, request: HttpRequest, user, **kwargs: Any) -> HttpResponse | None:
+        refused = super().pre_login(request, user, **kwargs)
+        if refused is not None or getattr(user, "is_approved", True):
+            return refused
+        # the same clean-up allauth does for inactive users: no half-login stays behind
+        clear_login(request)
+        signup = bool(kwargs.get("signup"))
+        context = {"username": user.get_username(), "just_signed_up": signup}
+        # a fresh sign-up succeeded (200); a login attempt was refused (403)
+        return render(
+            request, "account/awaiting_approval.html", context, status=200 if signup else 403
+        )
+
+    def logout(self, request: HttpRequest) -> None:
+        """Log out and revoke the OAuth tokens handed to servers during this
+        session, so open JupyterLab tabs lose access too (GHSA-cw7p-q79f-m2v7)."""
+        session_id = request.session.session_key or ""
+        super().logout(request)
+        services.revoke_session_tokens(session_id)

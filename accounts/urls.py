@@ -1,3 +1,22 @@
-from django.urls import path  # noqa: F401
+"""Pages about who you are: log in and out, sign up, API tokens.
 
-urlpatterns: list = []
+allauth's own URL set is mounted under /hub/accounts/ for its internal
+redirects; the hub's public paths (/hub/login, /hub/signup, /hub/logout) come
+after it so that `reverse()` (which picks the last pattern of a name) returns them."""
+
+from __future__ import annotations
+
+from allauth.account import views as allauth_views
+from django.urls import include, path
+
+from accounts import views
+
+urlpatterns = [
+    path("accounts/", include("allauth.account.urls")),
+    path("", views.root, name="hub-root"),
+    path("login", allauth_views.login, name="account_login"),
+    path("signup", allauth_views.signup, name="account_signup"),
+    path("logout", allauth_views.logout, name="account_logout"),
+    path("token", views.TokenPage.as_view(), name="token"),
+    path("token/<int:token_id>/revoke", views.revoke_token, name="token-revoke"),
+]

@@ -1,0 +1,143 @@
+"""The operator's view of accounts at /hub/admin/: users (approve, admin flag,
+groups), hub groups and API tokens (revoke; hashes are never shown)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group as DjangoGroup
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import ApiToken, Group, User
+
+# The hub's groups are accounts.Group; Django's permission groups are unused.
+admin.site.unregister(DjangoGroup)
+admin.site.site_header = "Jupyter Hub administration"
+admin.site.site_title = "Hub admin"
+admin.site.index_title = "Users, servers and profiles"
+admin.site.site_url = "/hub/home"
+
+
+class MembershipInline(admin.TabularInline):
+    model = Group.members.through
+    extra = 1
+    verbose_name = "group membership"
+    verbose_name_plural = "groups"
+    autocomplete_fields = ["group"]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = [
+        "username",
+        "is_approved",
+        "is_superuser",
+        "is_active",
+        "group_names",
+        "last_activity",
+        "created",
+    ]
+    list_filter = ["is_approved", "is_superuser", "is_active", "hub_groups"]
+    search_fields = ["username", "first_name", "last_name", "email"]
+    ordering = ["username"]
+    actions = ["approve", "make_admin", "remove_admin"]
+    inlines = [MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        (
+            "Access",
+            {
+                "fields": ["is_approved", "is_active", "is_superuser"],
+                "description": "Admin (superuser) is the hub's admin flag; "
+                "admins can use this admin site.",
+            },
+        ),
+        ("Dates", {"fields": ["last_login", "last_activity", "created", "date_joined"]}),
+    ]
+    readonly_fields = ["last_login", "last_activity", "created", "date_joined"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).prefetch_related("hub_groups")
+
+    @admin.display(description="groups")
+    def group_names(self, user: User) -> str:
+        return ", ".join(g.name for g in user.hub_groups.all())
+
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        obj.is_staff = obj.is_superuser  # staff follows the admin flag, as in services.set_admin
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Approve selected users")
+    def approve(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        count = services.approve_users(queryset)
+        self.message_user(request, f"Approved {count} user(s).", messages.SUCCESS)
+
+    @admin.action(description="Make selected users admins")
+    def make_admin(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            services.set_admin(user, True)
+        self.message_user(request, f"{queryset.count()} user(s) are now admins.")
+
+    @admin.action(description="Remove admin rights from selected users")
+    def remove_admin(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        others = queryset.exclude(pk=request.user.pk)  # never lock yourself out
+        for user in others:
+            services.set_admin(user, False)
+        self.message_user(request, f"{others.count()} user(s) are no longer admins.")
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "member_count"]
+    search_fields = ["name"]
+    filter_horizontal = ["members"]
+
+    @admin.display(description="members")
+    def member_count(self, group: Group) -> int:
+        return group.members.count()
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created by their owners (/hub/token, the API or the CLI);
+    here they can only be inspected and revoked."""
+
+    list_display = ["__str__", "kind", "note", "created", "expires_at", "last_activity"]
+    list_filter = ["kind", "created", "expires_at"]
+    search_fields = ["user__username", "service", "note", "prefix"]
+    actions = ["revoke"]
+    fields = [
+        "user",
+        "service",
+        "kind",
+        "prefix",
+        "note",
+        "scopes",
+        "server",
+        "oauth_client",
+        "session_id",
+        "created",
+        "expires_at",
+        "last_activity",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        services.revoke_token(obj)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = 0
+        for token in queryset:
+            services.revoke_token(token)
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

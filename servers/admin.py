@@ -1,0 +1,116 @@
+"""The operator's view of servers at /hub/admin/: state, start/stop actions
+(through servers.services, never by editing the state field), recent events,
+profiles, and the read-only event history."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from servers import services
+from servers.models import Profile, Server, ServerEvent
+
+RECENT_EVENTS = 20
+
+
+@admin.register(Server)
+class ServerAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "state", "profile", "open_link", "started", "last_activity"]
+    list_filter = ["state", "profile"]
+    search_fields = ["user__username", "name"]
+    list_select_related = ["user", "profile"]
+    actions = ["start", "stop"]
+    fields = [
+        "user",
+        "name",
+        "display_name",
+        "state",
+        "profile",
+        "user_options",
+        "url",
+        "open_link",
+        "failure",
+        "requested_at",
+        "started",
+        "last_activity",
+        "changed",
+        "recent_events",
+    ]
+    # state moves only through servers.services (compare-and-set); never by hand
+    readonly_fields = [f for f in fields if f != "display_name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="open")
+    def open_link(self, server: Server) -> str:
+        if server.state != Server.State.RUNNING:
+            return "—"
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>', *[server.prefix] * 2
+        )
+
+    @admin.display(description="recent events")
+    def recent_events(self, server: Server) -> str:
+        events = server.events.order_by("-id")[:RECENT_EVENTS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}%</td><td>{}</td><td>{}</td></tr>",
+            (
+                (e.created.strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.progress, e.message, e.actor)
+                for e in events
+            ),
+        )
+        return format_html("<table>{}</table>", rows) if rows else "—"
+
+    @admin.action(description="Start selected servers")
+    def start(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        started = 0
+        for server in queryset.select_related("user", "profile"):
+            options = server.options()
+            if server.profile_id and "profile" not in options:
+                options["profile"] = server.profile.slug
+            try:
+                started += services.request_start(
+                    server, by=request.user.username, user_options=options
+                )
+            except services.StartRefused as exc:
+                self.message_user(request, f"{server}: {exc}", messages.ERROR)
+        self.message_user(request, f"Start requested for {started} server(s).")
+
+    @admin.action(description="Stop selected servers")
+    def stop(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        stopped = sum(services.request_stop(s, by=request.user.username) for s in queryset)
+        self.message_user(request, f"Stop requested for {stopped} server(s).")
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "slug", "default", "order", "group_names"]
+    list_editable = ["order"]
+    prepopulated_fields = {"slug": ["display_name"]}
+    filter_horizontal = ["allowed_groups"]
+    search_fields = ["slug", "display_name"]
+
+    @admin.display(description="allowed groups")
+    def group_names(self, profile: Profile) -> str:
+        return ", ".join(g.name for g in profile.allowed_groups.all()) or "everyone"
+
+
+@admin.register(ServerEvent)
+class ServerEventAdmin(admin.ModelAdmin):
+    list_display = ["created", "server", "kind", "progress", "message", "actor"]
+    list_filter = ["kind", "created"]
+    search_fields = ["server__user__username", "server__name", "message"]
+    list_select_related = ["server__user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ServerEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ServerEvent | None = None) -> bool:
+        return False
