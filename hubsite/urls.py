@@ -6,8 +6,12 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts.api.views import root as api_root
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/hub/", permanent=False)),
+    # jupyterhub-singleuser checks the hub version at JUPYTERHUB_API_URL, no slash
+    path("hub/api", api_root),
     path("hub/api/oauth2/", include("accounts.oauth_urls")),
     path("hub/api/", include("accounts.api.urls")),
     path("hub/api/", include("servers.api.urls")),

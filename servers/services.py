@@ -116,8 +116,13 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
     return True
 
 
+# The message of a stop request that also removes the named server once it has
+# stopped (the API's DELETE body {"remove": true}); stop_on_spawner reads it.
+REMOVE_AFTER_STOP = "Stop requested; the server will be removed"
+
+
 @transaction.atomic
-def request_stop(server: Server, *, by: str) -> bool:
+def request_stop(server: Server, *, by: str, remove: bool = False) -> bool:
     """Claim running|starting -> stopping and enqueue the stop after commit.
     False when it is already stopped or stopping."""
     from scheduler import tasks
@@ -130,7 +135,10 @@ def request_stop(server: Server, *, by: str) -> bool:
         return False
     server.refresh_from_db()
     ServerEvent.objects.create(
-        server=server, kind=ServerEvent.Kind.STOP_REQUESTED, message="Stop requested", actor=by
+        server=server,
+        kind=ServerEvent.Kind.STOP_REQUESTED,
+        message=REMOVE_AFTER_STOP if remove and server.name else "Stop requested",
+        actor=by,
     )
     _enqueue_on_commit(tasks.stop_server, server)
     return True
@@ -163,6 +171,30 @@ def _fail_unsent(server: Server, reason: str) -> None:
         ServerEvent.objects.create(
             server=server, kind=ServerEvent.Kind.FAILED, progress=100, message=reason
         )
+
+
+def remove_when_stopped(server: Server, *, by: str) -> bool:
+    """Ask that a named server already stopping be removed once stopped;
+    removes it now if it has stopped meanwhile. True if it is gone already."""
+    ServerEvent.objects.create(
+        server=server, kind=ServerEvent.Kind.STOP_REQUESTED, message=REMOVE_AFTER_STOP, actor=by
+    )
+    if Server.objects.filter(pk=server.pk, state__in=[State.STOPPED, State.FAILED]).exists():
+        Server.objects.filter(pk=server.pk).delete()
+        return True
+    return False
+
+
+def stop_now(server: Server, *, by: str) -> None:
+    """Stop in this process rather than through a task: deleting a user
+    removes the row, so a queued stop would find nothing and leak the process."""
+    request_stop(server, by=by)
+    stop_on_spawner(server.pk)
+
+
+def _removal_requested(server: Server) -> bool:
+    last = server.events.filter(kind=ServerEvent.Kind.STOP_REQUESTED).order_by("-id").first()
+    return bool(server.name) and last is not None and last.message == REMOVE_AFTER_STOP
 
 
 def delete_server(server: Server) -> None:
@@ -345,6 +377,8 @@ def stop_on_spawner(server_id: int) -> None:
     ):
         ServerEvent.objects.create(server=server, kind=ServerEvent.Kind.STOPPED, message="Stopped")
         _revoke_credentials(server)
+        if _removal_requested(server):
+            Server.objects.filter(pk=server.pk, state=State.STOPPED).delete()
 
 
 def _revoke_credentials(server: Server) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -18,9 +19,25 @@ def _flatten(detail: Any) -> str:
     return str(detail)
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "Request body too large"
+    default_code = "too_large"
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "Already exists"
+    default_code = "conflict"
+
+
 def hub_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found")
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, ValidationError):
+        exc = exceptions.ValidationError("; ".join(exc.messages))
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         # JupyterHub answers 403, not 401, to missing or invalid credentials;
         # jupyterhub-singleuser relies on it ("not a valid user").

@@ -1,0 +1,125 @@
+"""What every /hub/api view shares: JSON in and out whatever the Accept and
+Content-Type headers say (JupyterHub ignores both), the caller's Access, and
+JupyterHub's pagination protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from rest_framework import exceptions, parsers
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.api.access import Access
+from accounts.identity import Identity
+from accounts.models import Group, User
+
+PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
+PAGE_DEFAULT_LIMIT = 50
+PAGE_MAX_LIMIT = 200
+
+
+class AnyJSONParser(parsers.JSONParser):
+    """JupyterHub parses every body as JSON, whatever its Content-Type."""
+
+    media_type = "*/*"
+
+
+class AlwaysJSON(BaseContentNegotiation):
+    """The pagination Accept type (and text/event-stream) must not give 406."""
+
+    def select_parser(self, request: Request, parsers: Sequence[Any]) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], renderers[0].media_type
+
+
+class CompactJSONRenderer(JSONRenderer):
+    compact = True
+    ensure_ascii = True
+
+
+class HubAPIView(APIView):
+    parser_classes = [AnyJSONParser]
+    renderer_classes = [CompactJSONRenderer]
+    content_negotiation_class = AlwaysJSON
+
+    @property
+    def identity(self) -> Identity:
+        who = self.request.auth
+        if not isinstance(who, Identity):
+            raise exceptions.NotAuthenticated("Missing or invalid credentials")
+        return who
+
+    @property
+    def access(self) -> Access:
+        cached = getattr(self, "_access", None)
+        if cached is None:
+            cached = self._access = Access(self.identity)
+        return cached
+
+    def json_body(self, *, default: Any = None) -> Any:
+        """The parsed body; DEFAULT when there is none (or it is JSON null)."""
+        if not self.request._request.body.strip():
+            return default
+        data = self.request.data
+        return default if data is None else data
+
+    def json_dict(self) -> dict[str, Any]:
+        body = self.json_body(default={})
+        if not isinstance(body, dict):
+            raise exceptions.ParseError("Body must be a JSON dict or empty")
+        return body
+
+
+def user_groups(name: str) -> Callable[[], list[str]]:
+    """The groups of user NAME, fetched only if a `!group=` filter asks."""
+    return lambda: list(Group.objects.filter(members__username=name).values_list("name", flat=True))
+
+
+def find_user(name: str) -> User:
+    user = User.objects.filter(username=name).first()
+    if user is None:
+        raise exceptions.NotFound(f"No such user: {name}")
+    return user
+
+
+def wants_pagination(request: Request) -> bool:
+    return PAGINATION_MEDIA_TYPE in request.META.get("HTTP_ACCEPT", "")
+
+
+def page_bounds(request: Request) -> tuple[int, int]:
+    """JupyterHub's offset/limit: defaults 50 (paginated) or 200 (bare list), max 200."""
+    default = PAGE_DEFAULT_LIMIT if wants_pagination(request) else PAGE_MAX_LIMIT
+    try:
+        offset = abs(int(request.query_params.get("offset", 0)))
+        limit = abs(int(request.query_params.get("limit", default)))
+    except ValueError:
+        raise exceptions.ParseError(
+            "Invalid argument type, offset and limit must be integers"
+        ) from None
+    return offset, max(1, min(limit, PAGE_MAX_LIMIT))
+
+
+def paginated(
+    request: Request, items: list[Any], offset: int, limit: int, total: int
+) -> dict[str, Any]:
+    """`{"items", "_pagination"}` with an absolute next URL (the culler follows it)."""
+    following = None
+    if offset + limit < total:
+        query = request.query_params.copy()
+        query["offset"] = str(offset + limit)
+        query["limit"] = str(limit)
+        url = request.build_absolute_uri(request.path) + "?" + urlencode(query, doseq=True)
+        following = {"offset": offset + limit, "limit": limit, "url": url}
+    return {
+        "items": items,
+        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": following},
+    }
