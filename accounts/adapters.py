@@ -2,7 +2,8 @@
 
 An unapproved user is refused at allauth's `pre_login` hook, the single point
 every login passes through (password login and the login that follows a
-sign-up), so they see "waiting for approval" and get no session."""
+sign-up), so they see "waiting for approval" and get no session. Logout's
+OAuth-token revocation lives in accounts.signals (user_logged_out)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from allauth.account.internal.stagekit import clear_login
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-
-from accounts import services
 
 
 class HubAccountAdapter(DefaultAccountAdapter):
@@ -41,10 +40,3 @@ class HubAccountAdapter(DefaultAccountAdapter):
         return render(
             request, "account/awaiting_approval.html", context, status=200 if signup else 403
         )
-
-    def logout(self, request: HttpRequest) -> None:
-        """Log out and revoke the OAuth tokens handed to servers during this
-        session, so open JupyterLab tabs lose access too (GHSA-cw7p-q79f-m2v7)."""
-        session_id = request.session.session_key or ""
-        super().logout(request)
-        services.revoke_session_tokens(session_id)

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from accounts import services
+from accounts.identity import session_id_for
 from accounts.models import ApiToken, User
 from tests.conftest import PASSWORD
 
@@ -111,7 +112,9 @@ def test_logout_post_logs_out(client, alice):
 
 def test_logout_revokes_oauth_tokens_of_this_session(client, alice):
     client.force_login(alice)
-    session_id = client.session.session_key
+    session = client.session
+    session_id = session_id_for(session)
+    session.save()
     services.issue_token(alice, kind=ApiToken.Kind.OAUTH, session_id=session_id)
     services.issue_token(alice, kind=ApiToken.Kind.OAUTH, session_id="another-session")
     client.post("/hub/logout")
@@ -346,3 +349,9 @@ def test_unknown_page_gets_the_friendly_404(client):
     response = client.get("/hub/no-such-page")
     assert response.status_code == 404
     assert b"Page not found" in response.content
+
+
+def test_pages_forbid_framing_and_inline_scripts(client):
+    policy = client.get("/hub/login")["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1]
