@@ -185,7 +185,9 @@ else:
         "data_folder_out": str(_broker / "in"),
         "processed_folder": str(_broker / "processed"),
         "store_processed": False,
-        "polling_interval": 0.1,
+        # how often the worker looks for new tasks: half of it is added to
+        # every spawn on average (bench/spawn.py); an idle poll is one listdir
+        "polling_interval": 0.05,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
