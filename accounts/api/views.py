@@ -205,7 +205,7 @@ class TokenListView(HubAPIView):
         note = body.get("note") or "Requested via api"
         if not body.get("note") and who.user != user:
             note += f" by {who.kind} {who.name}"
-        requested = _requested_scopes(body)
+        requested = _requested_scopes(body, user.username)
         expires_in = body.get("expires_in")
         if expires_in is not None and (
             isinstance(expires_in, bool)
@@ -392,7 +392,7 @@ def _timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _requested_scopes(body: dict[str, Any]) -> list[str]:
+def _requested_scopes(body: dict[str, Any], owner: str) -> list[str]:
     scopes = body.get("scopes")
     roles = body.get("roles")
     requested: list[str] = []
@@ -403,9 +403,16 @@ def _requested_scopes(body: dict[str, Any]) -> list[str]:
             raise exceptions.ParseError(f"{key} must be a list of strings")
     for role in roles or []:
         try:
-            requested.extend(sc.role_scopes(role))
+            role_scopes = sc.role_scopes(role)
         except sc.ScopeError:
             raise exceptions.PermissionDenied(f"Role {role} does not exist") from None
+        # a role's bare `!user` means the token's owner; a bare `!server`
+        # names no server for a personal token, so it grants nothing
+        requested.extend(
+            s + f"={owner}" if s.endswith("!user") else s
+            for s in role_scopes
+            if not s.endswith("!server")
+        )
     requested.extend(scopes or [])
     for scope in requested:
         try:
