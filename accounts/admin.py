@@ -3,6 +3,7 @@ groups), hub groups and API tokens (revoke; hashes are never shown)."""
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group as DjangoGroup
@@ -14,6 +15,9 @@ from accounts.models import ApiToken, Group, User
 
 # The hub's groups are accounts.Group; Django's permission groups are unused.
 admin.site.unregister(DjangoGroup)
+# sign-up is by username only: allauth's e-mail address records stay unused
+if admin.site.is_registered(EmailAddress):
+    admin.site.unregister(EmailAddress)
 admin.site.site_header = "Jupyter Hub administration"
 admin.site.site_title = "Hub admin"
 admin.site.index_title = "Users, servers and profiles"

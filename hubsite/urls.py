@@ -16,6 +16,8 @@ urlpatterns = [
     path("hub/api/", include("accounts.api.urls")),
     path("hub/api/", include("servers.api.urls")),
     path("hub/api/", include("routing.api.urls")),
+    # one login page for everyone: the hub's (approval check, allauth rate limits)
+    path("hub/admin/login/", RedirectView.as_view(url="/hub/login", query_string=True)),
     path("hub/admin/", admin.site.urls),
     path("hub/", include("accounts.urls")),
     path("hub/", include("servers.urls")),

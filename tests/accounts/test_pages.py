@@ -355,3 +355,9 @@ def test_pages_forbid_framing_and_inline_scripts(client):
     policy = client.get("/hub/login")["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1]
+
+
+def test_admin_login_uses_the_hub_login_page(client):
+    response = client.get("/hub/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == "/hub/login?next=%2Fhub%2Fadmin%2F"
+    assert b'name="login"' in response.content
