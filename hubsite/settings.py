@@ -153,6 +153,7 @@ USE_TZ = True
 
 STATIC_URL = "/hub/static/"
 STATIC_ROOT = HUB_DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
