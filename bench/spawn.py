@@ -22,6 +22,7 @@ HUB_DATABASE_URL / HUB_REDIS_URL are set (a throw-away database and Redis db
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import secrets
@@ -69,8 +70,11 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Span:
-    start: float
+    start: float  # time.monotonic()
     end: float
+    user: str = ""
+    wall_start: float = 0.0  # time.time(), to line up with the hub's event timestamps
+    wall_end: float = 0.0
 
 
 def answers_api(session: requests.Session, url: str, headers: dict[str, str]) -> bool:
@@ -250,6 +254,8 @@ class Hub:
     token: str = ""
     poll: float = 0.05
     note: str = ""  # what it runs on, for the report
+    manage_env: dict[str, str] | None = None  # ours only: env for manage.py
+    history: list[tuple[int, Span]] = field(default_factory=list)  # (users at once, span)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
@@ -263,7 +269,7 @@ class Hub:
         )
 
     def spawn_one(self, user: str) -> Span:
-        start = time.monotonic()
+        start, wall_start = time.monotonic(), time.time()
         resp = self.api("POST", f"/users/{user}/server")
         if resp.status_code not in (201, 202):
             raise BenchError(
@@ -278,7 +284,7 @@ class Hub:
             what=f"{self.label}: {url} to answer 200",
             interval=self.poll,
         )
-        return Span(start, time.monotonic())
+        return Span(start, time.monotonic(), user, wall_start, time.time())
 
     def is_stopped(self, user: str) -> bool:
         resp = self.api("GET", f"/users/{user}")
@@ -314,6 +320,7 @@ class Hub:
         users = user_names(count)
         try:
             spans = at_once(count, lambda i: self.spawn_one(users[i]))
+            self.history.extend((count, span) for span in spans)
         finally:
             stopped = self.stop(users)
         return spans, stopped
@@ -506,7 +513,6 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         parts = urlsplit(os.environ["HUB_REDIS_URL"])
         env["HUB_REDIS_URL"] = urlunsplit(parts._replace(path=f"/{redis_db}"))
         backends[1] = f"Redis db {redis_db}"
-    python = str(HUB_VENV / "bin" / "python")
     hub = Hub(
         label="this platform",
         public=f"http://127.0.0.1:{router_port}",
@@ -515,11 +521,9 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         cleanups=cleanups,
     )
     try:
-        run = lambda *a: subprocess.run(  # noqa: E731
-            [python, "manage.py", *a], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        )
-        run("migrate", "--verbosity", "0")
-        out = run("shell", "-c", SETUP_SCRIPT.format(users=list(users))).stdout
+        manage(env, "migrate", "--verbosity", "0")
+        out = manage(env, "shell", "-c", SETUP_SCRIPT.format(users=list(users)))
+        hub.manage_env = env
         hub.token = next(l[6:] for l in out.splitlines() if l.startswith("TOKEN="))  # noqa: E741
         log = tmp / "honcho.log"
         proc = start_group(
@@ -553,6 +557,63 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         hub.close()
         raise
     return hub
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run manage.py ARGS against the bench's platform; its stdout."""
+    cmd = [str(HUB_VENV / "bin" / "python"), "manage.py", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+EVENTS_SCRIPT = """
+import json
+from servers.models import ServerEvent
+rows = ServerEvent.objects.filter(server__name="").order_by("id")
+print("EVENTS=" + json.dumps([
+    [e.server.user.username, e.kind, e.progress, e.created.timestamp()]
+    for e in rows.select_related("server__user")
+]))
+"""
+PHASES = (
+    ("POST -> start recorded", "request"),
+    ("-> worker picked the task", "queue"),
+    ("-> process launched", "launch"),
+    ("-> hub saw it answer", "boot"),
+    ("-> first 200 via router", "route"),
+)
+
+
+def breakdown(hub: Hub) -> dict[int, dict[str, list[float]]]:
+    """Where our spawn time went, from the hub's ServerEvents lined up with the
+    bench's own clock: per crowd size, per phase, the seconds of every start."""
+    out = manage(hub.manage_env or {}, "shell", "-c", EVENTS_SCRIPT)
+    rows = json.loads(next(x[7:] for x in out.splitlines() if x.startswith("EVENTS=")))
+    starts: dict[str, list[dict[str, float]]] = {}
+    for user, kind, progress, created in rows:
+        if kind == "start_requested":
+            starts.setdefault(user, []).append({"requested": created})
+        elif starts.get(user):
+            marks = starts[user][-1]
+            key = {10: "picked", 50: "launched"}.get(progress) if kind == "progress" else None
+            key = "ready" if kind == "ready" else key
+            if key and key not in marks:
+                marks[key] = created
+    found: dict[int, dict[str, list[float]]] = {}
+    seen: dict[str, int] = {}
+    for count, span in hub.history:
+        index = seen[span.user] = seen.get(span.user, -1) + 1
+        marks = starts.get(span.user, [])[index] if index < len(starts.get(span.user, [])) else {}
+        points = [
+            span.wall_start,
+            *(marks.get(k) for k in ("requested", "picked", "launched", "ready")),
+            span.wall_end,
+        ]
+        if None in points:
+            continue
+        phases = found.setdefault(count, {name: [] for _, name in PHASES})
+        for (_, name), (a, b) in zip(PHASES, itertools.pairwise(points), strict=True):
+            phases[name].append(b - a)
+    return found
 
 
 # --- the run ----------------------------------------------------------------------
@@ -708,6 +769,18 @@ def report(
         print(f"\n{labels.get(name, name)}: {message}")
 
 
+def report_breakdown(found: dict[int, dict[str, list[float]]]) -> None:
+    print("\nthis platform, where the time goes (median [max] of each phase, s):")
+    counts = sorted(found)
+    print_table(
+        ["phase", *[f"{c} user(s) at once" for c in counts]],
+        [
+            [label, *[f"{median(found[c][name]):.3f} [{max(found[c][name]):.3f}]" for c in counts]]
+            for label, name in PHASES
+        ],
+    )
+
+
 def main() -> int:
     args = parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -737,6 +810,9 @@ def main() -> int:
             f" ({args.crowd} users), same for every system"
         )
         report(names, labels, one, crowd, args, errors)
+        ours = systems.get("ours")
+        if isinstance(ours, Hub) and ours.history:
+            report_breakdown(breakdown(ours))
     finally:
         for system in systems.values():
             if isinstance(system, Hub):
