@@ -33,17 +33,20 @@ def browser_for(user, router_url: str) -> requests.Session:
 
 def test_owner_browser_reaches_own_server_through_oauth(alice, start_server, router):
     start_server(alice)
-    response = browser_for(alice, router.url).get(f"{router.url}/user/alice/api/status")
-    assert response.status_code == 200
-    assert "started" in response.json()
-    hops = [urlsplit(r.url).path for r in response.history]
+    browser = browser_for(alice, router.url)
+    page = browser.get(f"{router.url}/user/alice/lab")
+    assert page.status_code == 200
+    hops = [urlsplit(r.url).path for r in page.history]
     assert "/hub/api/oauth2/authorize" in hops
     assert "/user/alice/oauth_callback" in hops
+    status = browser.get(f"{router.url}/user/alice/api/status")
+    assert status.status_code == 200
+    assert "started" in status.json()
 
 
 def test_other_user_gets_403_from_the_server(alice, bob, start_server, router):
     start_server(alice)
-    response = browser_for(bob, router.url).get(f"{router.url}/user/alice/api/status")
+    response = browser_for(bob, router.url).get(f"{router.url}/user/alice/lab")
     assert response.status_code == 403
 
 
