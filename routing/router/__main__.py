@@ -1,0 +1,282 @@
+"""`python -m routing.router`: the public-port daemon.
+
+    python -m routing.router --listen 127.0.0.1:8000 --hub-url http://127.0.0.1:8081 \
+        [--token-file PATH] [--workers N]
+
+With N > 1 (default: number of cores) this process only supervises N worker
+processes that share the port through SO_REUSEPORT, each with its own route
+table synced from the hub; a worker that dies is restarted. Workers run with
+`python -O`: mitmproxy's per-field type checks are asserts (~12% of its CPU).
+Logs "router listening on http://HOST:PORT" on stderr once every worker listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger("routing.router")
+
+
+@dataclass
+class Config:
+    host: str
+    port: int
+    hub_url: str
+    token: str
+    workers: int
+    activity_interval: float = 5.0
+    ready_fd: int | None = None
+
+
+def parse_args(argv: list[str]) -> Config:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m routing.router", description=__doc__)
+    parser.add_argument(
+        "--listen",
+        default=env.get("HUB_ROUTER_LISTEN", "127.0.0.1:8000"),
+        help="HOST:PORT of the public port (env HUB_ROUTER_LISTEN)",
+    )
+    parser.add_argument(
+        "--hub-url",
+        default=env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
+        help="where the hub answers (env HUB_BIND_URL)",
+    )
+    parser.add_argument("--token-file", help="file holding the router token")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes sharing the port"
+    )
+    parser.add_argument(
+        "--activity-interval",
+        type=float,
+        default=5.0,
+        help="seconds between activity reports to the hub",
+    )
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # worker -> supervisor
+    args = parser.parse_args(argv)
+    host, sep, port = args.listen.rpartition(":")
+    if not sep or not port.isdigit():
+        parser.error(f"--listen must be HOST:PORT, not {args.listen!r}")
+    hub = urlsplit(args.hub_url)
+    if hub.scheme not in ("http", "https") or not hub.hostname:
+        parser.error(f"--hub-url must be an http(s) URL, not {args.hub_url!r}")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        token = read_token(args.token_file)
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    return Config(
+        host=host.strip("[]") or "0.0.0.0",
+        port=int(port),
+        hub_url=args.hub_url.rstrip("/"),
+        token=token,
+        workers=args.workers,
+        activity_interval=args.activity_interval,
+        ready_fd=args.ready_fd,
+    )
+
+
+def read_token(token_file: str | None) -> str:
+    """--token-file, else HUB_ROUTER_TOKEN, else HUB_ROUTER_TOKEN_FILE, else
+    HUB_DATA_DIR/router_token (the file the hub persists; default ./data)."""
+    env = os.environ
+    if not token_file and env.get("HUB_ROUTER_TOKEN"):
+        return env["HUB_ROUTER_TOKEN"].strip()
+    path = Path(
+        token_file
+        or env.get("HUB_ROUTER_TOKEN_FILE")
+        or Path(env.get("HUB_DATA_DIR", "data")) / "router_token"
+    )
+    token = path.read_text().strip()
+    if not token:
+        raise ValueError(f"router token file {path} is empty")
+    return token
+
+
+# --- supervisor (no mitmproxy import here) --------------------------------------------
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind (without listening) with SO_REUSEPORT: resolves port 0, fails early if
+    the port is taken by something else, and keeps it ours while workers start."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The worker's own listening socket, bound before mitmproxy is even imported
+    so a taken port fails fast; SO_REUSEPORT lets workers share it."""
+    sock = reserve_port(host, port)
+    sock.listen(1024)
+    return sock
+
+
+def worker_command(config: Config, port: int, ready_fd: int) -> list[str]:
+    return [
+        sys.executable,
+        "-O",
+        "-m",
+        "routing.router",
+        "--listen",
+        f"{config.host}:{port}",
+        "--hub-url",
+        config.hub_url,
+        "--workers",
+        "1",
+        "--activity-interval",
+        str(config.activity_interval),
+        "--ready-fd",
+        str(ready_fd),
+    ]
+
+
+def supervise(config: Config) -> int:
+    try:
+        reserved = reserve_port(config.host, config.port)
+    except OSError as exc:
+        print(f"router: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    port = reserved.getsockname()[1]
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "HUB_ROUTER_TOKEN": config.token}
+    command = worker_command(config, port, write_end)
+    start = lambda: subprocess.Popen(command, env=env, pass_fds=(write_end,))  # noqa: E731
+    workers = [start() for _ in range(config.workers)]
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    ready = 0
+    while not stopping:
+        readable, _, _ = select.select([read_end], [], [], 0.5)
+        if readable:
+            ready += len(os.read(read_end, 64))
+            if ready == config.workers:
+                print(
+                    f"router listening on http://{config.host}:{port}", file=sys.stderr, flush=True
+                )
+        for i, proc in enumerate(workers):
+            if proc.poll() is not None and not stopping:
+                log.warning(
+                    "router worker %s exited with %s; restarting", proc.pid, proc.returncode
+                )
+                time.sleep(0.5)
+                workers[i] = start()
+    for proc in workers:
+        proc.terminate()
+    for proc in workers:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    reserved.close()
+    return 0
+
+
+# --- one worker: a minimal mitmproxy master -------------------------------------------
+
+
+async def serve(config: Config, sock: socket.socket) -> None:
+    from mitmproxy import master, options
+    from mitmproxy.addons import proxyserver
+    from mitmproxy.proxy import mode_specs
+    from mitmproxy.proxy.mode_servers import ServerInstance
+
+    from routing.router.addon import RouterAddon, Upstream
+    from routing.router.client import HubClient, RouteSync, SyncPolicy
+
+    hub = urlsplit(config.hub_url)
+    upstream = Upstream(hub.scheme, hub.hostname or "", hub.port or 80)
+    policy = SyncPolicy(activity_every=config.activity_interval)
+    sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy)
+    opts = options.Options()
+    proxy = master.Master(opts)
+    server_addon = proxyserver.Proxyserver()
+    proxy.addons.add(server_addon, RouterAddon(sync, upstream))
+    # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
+    opts.update(
+        mode=[],
+        connection_strategy="lazy",
+        keep_host_header=True,
+        http2=False,
+        http3=False,
+        rawtcp=False,
+    )
+    spec = mode_specs.ProxyMode.parse(f"reverse:{config.hub_url}")
+    instance = ServerInstance.make(spec, server_addon)
+    try:
+        await asyncio.wait_for(sync.sync_once(), timeout=5)
+    except Exception as exc:  # the hub may be down: serve anyway, stale
+        log.warning("starting without a route table (%s); will keep trying", exc)
+    listener = await asyncio.start_server(instance.handle_stream, sock=sock)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancellations)
+    background = [
+        loop.create_task(sync.sync_forever()),
+        loop.create_task(sync.report_activity_forever()),
+    ]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, proxy.shutdown)
+    port = listener.sockets[0].getsockname()[1]
+    if config.ready_fd is not None:
+        os.write(config.ready_fd, b"1")
+    else:
+        print(f"router listening on http://{config.host}:{port}", file=sys.stderr, flush=True)
+    gc.collect()
+    gc.freeze()  # startup objects never need scanning again
+    gc.set_threshold(20_000, 20, 20)
+    try:
+        await proxy.run()
+    finally:
+        listener.close()
+        for task in background:
+            task.cancel()
+        await sync.report_activity_once()
+
+
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Connections cancelled at shutdown are expected, not errors."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s router %(levelname)s %(message)s")
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    config = parse_args(args)
+    if config.workers > 1:
+        return supervise(config)
+    if not sys.flags.optimize and os.environ.get("HUB_ROUTER_NO_OPTIMIZE") != "1":
+        os.execv(sys.executable, [sys.executable, "-O", "-m", "routing.router", *args])
+    try:
+        sock = listen_socket(config.host, config.port)
+    except OSError as exc:
+        print(f"router: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    asyncio.run(serve(config, sock))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""RouterAddon: the one mitmproxy add-on of the router.
+
+It picks the upstream in `requestheaders` (before any body byte is read),
+streams bodies both ways, forgets WebSocket messages once forwarded, and
+counts per-route activity. It also answers mitmproxy's `next_layer` question
+with a fixed plain-HTTP layer, so the stock NextLayer add-on is not needed.
+
+mitmproxy 11.0.2 specifics relied on (pinned in requirements.txt, covered by
+tests/routing/test_mitmproxy_pins.py):
+- `flow.request.data.host/port/scheme` set directly do not touch the Host
+  header (the `.host` setter would rewrite it, Request._update_host_and_authority);
+- with `keep_host_header` and `connection_strategy=lazy`, reverse mode opens
+  the upstream connection only after `requestheaders` chose the address;
+- `flow.websocket.messages` is appended to before `websocket_message` runs and
+  is not read again by the layer afterwards, so clearing it there is safe."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from mitmproxy import http
+from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy.layers.http import HTTPMode
+
+from routing.router.client import RouteSync
+from routing.router.table import Classified, PathKind, Route, classify
+
+_ROUTE_KEY = "router.prefix"
+
+
+class Upstream:
+    """Where the hub is (the default upstream)."""
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.scheme, self.host, self.port = scheme, host, port
+
+
+class RouterAddon:
+    def __init__(self, sync: RouteSync, hub: Upstream) -> None:
+        self.sync = sync
+        self.table = sync.table
+        self.hub = hub
+
+    # --- connection setup -------------------------------------------------------------
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """Plain HTTP/1 in reverse mode: the only protocol the public port speaks."""
+        if nextlayer.layer is None and len(nextlayer.context.layers) == 1:
+            nextlayer.layer = layers.HttpLayer(nextlayer.context, HTTPMode.transparent)
+
+    # --- per request (hot path: no logging, two dict lookups) -----------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        where = classify(flow.request.path)
+        if where.kind == PathKind.HUB:
+            self._send_to_hub(flow, rewrite=False)
+            return None
+        if where.kind == PathKind.BAD:
+            flow.response = http.Response.make(
+                400, f"Bad request path: {where.reason}\n", {"Content-Type": "text/plain"}
+            )
+            return None
+        route = self.table.lookup(where.user, where.segment)
+        if route is None:
+            return self._resolve_then_send(flow, where)
+        self._send_to_route(flow, route)
+        return None
+
+    async def _resolve_then_send(self, flow: http.HTTPFlow, where: Classified) -> None:
+        path = flow.request.path.split("?", 1)[0]
+        route = await self.sync.resolve(where.user, where.segment, path)
+        if route is None:
+            self._send_to_hub(flow, rewrite=True)
+        else:
+            self._send_to_route(flow, route)
+
+    def _send_to_route(self, flow: http.HTTPFlow, route: Route) -> None:
+        data = flow.request.data
+        data.scheme, data.host, data.port = route.scheme.encode(), route.host, route.port
+        flow.metadata[_ROUTE_KEY] = route.prefix
+        self.sync.touch(route.prefix)
+        self._forwarded(flow)
+
+    def _send_to_hub(self, flow: http.HTTPFlow, *, rewrite: bool) -> None:
+        request = flow.request
+        data = request.data
+        data.scheme, data.host, data.port = self.hub.scheme.encode(), self.hub.host, self.hub.port
+        if rewrite:  # /user/<name>/... without a route: the hub's "not running" pages
+            request.path = "/hub" + request.path
+        self._forwarded(flow)
+
+    @staticmethod
+    def _forwarded(flow: http.HTTPFlow) -> None:
+        """X-Forwarded-* from what the router saw; client-sent values are replaced."""
+        request = flow.request
+        client = flow.client_conn
+        headers = request.headers
+        headers["X-Forwarded-For"] = client.peername[0] if client.peername else ""
+        headers["X-Forwarded-Proto"] = "https" if client.tls_established else "http"
+        headers["X-Forwarded-Host"] = request.host_header or ""
+        request.stream = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            flow.response.stream = True
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        # mitmproxy keeps every message of a live socket otherwise (unbounded RSS).
+        websocket = flow.websocket
+        if websocket is not None:
+            websocket.messages.clear()
+        prefix: Any = flow.metadata.get(_ROUTE_KEY)
+        if prefix is not None:
+            self.sync.touch(prefix)
