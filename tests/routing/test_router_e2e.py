@@ -318,6 +318,6 @@ def test_port_in_use_fails_at_start_with_a_clear_error(fake_hub):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(AssertionError, match="(?i)address already in use"):
+        with pytest.raises(AssertionError, match=r"(?i)address already in use"):
             router = launch_router(fake_hub.url, "t", extra=["--listen", f"127.0.0.1:{port}"])
             router.stop()
