@@ -74,7 +74,7 @@ class TokenPage(View):
         self, request: HttpRequest, form: TokenForm, *, status: int = 200, **extra: Any
     ) -> HttpResponse:
         tokens = request.user.api_tokens.filter(kind__in=LISTED_KINDS).order_by("-created")
-        context = {"form": form, "tokens": tokens, **extra}
+        context = {"form": form, "tokens": tokens, "nav": "token", **extra}
         return render(request, "accounts/token.html", context, status=status)
 
 

@@ -93,6 +93,7 @@ def _render_home(request: HttpRequest, form: NamedServerForm, status: int = 200)
     if default is None:
         default = Server(user=request.user, name="")
     context = {
+        "nav": "home",
         "default_server": default,
         "named_servers": [s for s in servers if s.name],
         "named_form": form,
