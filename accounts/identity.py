@@ -3,13 +3,16 @@ the expanded scopes that every API check reads."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import cached_property
+from datetime import UTC, datetime, timedelta
+from functools import cached_property, lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -53,18 +56,36 @@ class Identity:
 
 def user_scopes(user: User) -> frozenset[str]:
     """Everything USER's roles grant: `user` always, `admin` for superusers."""
-    roles = ["user"] + (["admin"] if user.is_superuser else [])
+    return _role_scopes(user.username, user.is_superuser)
+
+
+# Expansion is pure and runs on every API request: cache it by its inputs
+# (a token's scopes, its owner's name and admin flag), never by the token.
+@lru_cache(maxsize=4096)
+def _role_scopes(username: str, admin: bool) -> frozenset[str]:
+    roles = ["user"] + (["admin"] if admin else [])
     raw = [s for role in roles for s in sc.role_scopes(role)]
-    return sc.expand(raw, username=user.username)
+    return sc.expand(raw, username=username)
 
 
 def token_scopes(token: ApiToken) -> frozenset[str]:
     """A token never has more than its owner has now (JupyterHub semantics)."""
+    wanted = tuple(token.scopes or ["inherit"])
     if token.user_id is None:
-        return sc.expand(token.scopes)
-    owner = user_scopes(token.user)
-    requested = sc.expand(token.scopes or ["inherit"], username=token.user.username)
-    if "inherit" in (token.scopes or ["inherit"]):
+        return _expand(wanted)
+    return _owned_token_scopes(wanted, token.user.username, token.user.is_superuser)
+
+
+@lru_cache(maxsize=4096)
+def _expand(scopes: tuple[str, ...]) -> frozenset[str]:
+    return sc.expand(scopes)
+
+
+@lru_cache(maxsize=4096)
+def _owned_token_scopes(wanted: tuple[str, ...], username: str, admin: bool) -> frozenset[str]:
+    owner = _role_scopes(username, admin)
+    requested = sc.expand(wanted, username=username)
+    if "inherit" in wanted:
         return owner | requested
     return sc.intersect(requested, owner)
 
@@ -97,8 +118,7 @@ def resolve_token(raw: str) -> Identity | None:
         return None
     if constant_time_compare(raw, settings.HUB_ROUTER_TOKEN):
         return router_identity()
-    candidates = ApiToken.objects.select_related("user").filter(prefix=tokens.lookup_prefix(raw))
-    for token in candidates:
+    for token in _candidates(tokens.lookup_prefix(raw)):
         if not token.matches(raw):
             continue
         if token.is_expired:
@@ -114,6 +134,50 @@ def resolve_token(raw: str) -> Identity | None:
             session_id=token.session_id,
         )
     return None
+
+
+def _candidates(prefix: str) -> list[ApiToken]:
+    """Tokens with this lookup prefix, each with its user, in one plain SQL
+    query: this runs on every API request and the ORM spends longer compiling
+    the query than the database answering it (see bench/api.py)."""
+    token_fields = [f for f in ApiToken._meta.concrete_fields]
+    user_fields = [f for f in User._meta.concrete_fields if f.attname != "password"]
+    quote = connection.ops.quote_name
+    columns = [f"t.{quote(f.column)}" for f in token_fields]
+    columns += [f"u.{quote(f.column)}" for f in user_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(ApiToken._meta.db_table)} t "
+        f"LEFT JOIN {quote(User._meta.db_table)} u ON u.id = t.user_id WHERE t.prefix = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prefix])
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        token = _instance(ApiToken, token_fields, row[: len(token_fields)])
+        if token.user_id is not None:
+            token.user = _instance(User, user_fields, row[len(token_fields) :])
+        found.append(token)
+    return found
+
+
+def _instance(model: Any, fields: list[Any], values: tuple[Any, ...]) -> Any:
+    """A model instance from raw column values, converted as the ORM would
+    (fields not loaded stay deferred, so a later save() cannot clobber them)."""
+    converted = []
+    for field_, value in zip(fields, values, strict=True):
+        if value is not None:
+            if isinstance(field_, models.BooleanField):
+                value = bool(value)
+            elif isinstance(field_, models.DateTimeField):
+                if isinstance(value, str):
+                    value = datetime.fromisoformat(value)
+                if timezone.is_naive(value):
+                    value = value.replace(tzinfo=UTC)
+            elif isinstance(field_, models.JSONField) and isinstance(value, str | bytes):
+                value = json.loads(value)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def _touch(token: ApiToken) -> None:

@@ -4,13 +4,14 @@
 rules JupyterHub applies when the target is a *user*: a `!server=alice/x`
 filter lets you see alice (the owner of a server you may read), and a
 `!group=` filter needs the target's groups, which are fetched only when such a
-filter is actually held. Results per scope are cached on the object, so a
-200-user page pays for each scope's filters once.
+filter is actually held. The caller's scopes are indexed once per scope set,
+so a 200-user page pays for parsing them once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from django.db.models import Q
 from rest_framework import exceptions
@@ -29,16 +30,12 @@ class Access:
 
     def __init__(self, who: Identity | None) -> None:
         self.who = who
-        self._filters: dict[str, Filters] = {}
 
     def filters(self, scope: str) -> Filters:
-        """The filters NAME is held under: ALL if unfiltered, NONE if not held."""
-        found = self._filters.get(scope)
-        if found is None:
-            held = sc.filters_for(self.who.scopes, scope) if self.who else None
-            found = NONE if not held else (ALL if ("", "") in held else frozenset(held))
-            self._filters[scope] = found
-        return found
+        """The filters SCOPE is held under: ALL if unfiltered, NONE if not held."""
+        if self.who is None:
+            return NONE
+        return index(self.who.scopes).get(scope, NONE)
 
     def is_unfiltered(self, scope: str) -> bool:
         return self.filters(scope) is ALL
@@ -121,6 +118,19 @@ class Access:
         """Pass if any of SCOPES is held for user NAME (JupyterHub's needs_scope)."""
         if not any(self.on_user(s, name, groups) for s in scopes):
             raise denied(*scopes)
+
+
+@lru_cache(maxsize=1024)
+def index(held: frozenset[str]) -> dict[str, Filters]:
+    """scope name -> the filters it is held under, parsed once per scope set
+    (identity caches its expansions, so a token's set is the same object)."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for scope in held:
+        name, kind, value = sc.split(scope)
+        found.setdefault(name, set()).add((kind, value))
+    return {
+        name: ALL if ("", "") in filters else frozenset(filters) for name, filters in found.items()
+    }
 
 
 def denied(*scopes: str) -> exceptions.PermissionDenied:

@@ -120,9 +120,8 @@ class UserListView(HubAPIView):
 class UserView(HubAPIView):
     def get(self, request: Request, name: str) -> Response:
         self.access.require_user(name, *out.READ_USER_SCOPES, groups=user_groups(name))
-        users = User.objects.filter(username=name)
         include_stopped = "include_stopped_servers" in request.query_params
-        models = out.user_models(users, self.access, include_stopped=include_stopped)
+        models = out.user_models(name, self.access, include_stopped=include_stopped)
         if not models:
             raise exceptions.NotFound(f"No such user: {name}")
         return Response(models[0])

@@ -35,9 +35,12 @@ def isoformat(value: datetime | None) -> str | None:
     """JupyterHub's timestamp format: naive UTC ISO 8601 plus 'Z'."""
     if value is None:
         return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat() + "Z"
+    if value.tzinfo is None:  # raw SQLite values: naive UTC
+        return value.isoformat() + "Z"
+    text = value.isoformat()
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def server_url(username: str, server_name: str) -> str:
