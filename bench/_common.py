@@ -34,16 +34,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """cpu_seconds of PID plus its live descendants (gunicorn workers, etc.)."""
+def tree_cpu_seconds(pid: int, *, skip: Callable[[int], bool] | None = None) -> float:
+    """cpu_seconds of PID plus its live descendants (gunicorn workers, etc.),
+    leaving out every process for which SKIP(pid) is true, with its subtree."""
     total = 0.0
-    for child in [pid, *descendants(pid)]:
+    for child in [pid, *descendants(pid, skip=skip)]:
         with contextlib.suppress(OSError):  # exited between listing and reading
             total += cpu_seconds(child)
     return total
 
 
-def descendants(pid: int) -> list[int]:
+def descendants(pid: int, *, skip: Callable[[int], bool] | None = None) -> list[int]:
     """Live descendant pids, read from /proc/<pid>/task/*/children."""
     found: list[int] = []
     todo = [pid]
@@ -54,9 +55,20 @@ def descendants(pid: int) -> list[int]:
                 kids = [int(k) for k in (task / "children").read_text().split()]
             except OSError:
                 continue
+            kids = [k for k in kids if skip is None or not skip(k)]
             found.extend(kids)
             todo.extend(kids)
     return found
+
+
+def cmdline(pid: int) -> str:
+    """The command line of PID, arguments joined by spaces ('' once it exited)."""
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
 
 
 def median(values: Iterable[float]) -> float:
