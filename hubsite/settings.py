@@ -105,6 +105,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # a file, not Django's shared in-memory default: the live hub, the
+            # Celery worker and the test then wait for each other's locks
+            # instead of failing with "database table is locked"
+            "TEST": {"NAME": str(HUB_DATA_DIR / "test.sqlite3")},
         }
     }
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("HUB_DB_CONN_MAX_AGE", 60, minimum=0)

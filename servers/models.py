@@ -89,6 +89,9 @@ class Server(models.Model):
     url = models.CharField(max_length=511, blank=True, help_text="where the router sends traffic")
     spawner_state = models.JSONField(default=dict, blank=True)
     failure = models.TextField(blank=True)
+    remove_on_stop = models.BooleanField(
+        default=False, help_text="A named server whose record goes once it has stopped."
+    )
     started = models.DateTimeField(null=True, blank=True)
     requested_at = models.DateTimeField(null=True, blank=True)
     last_activity = models.DateTimeField(null=True, blank=True)
