@@ -23,8 +23,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("routing.router")
@@ -111,8 +113,13 @@ def read_token(token_file: str | None) -> str:
 
 def reserve_port(host: str, port: int) -> socket.socket:
     """Bind (without listening) with SO_REUSEPORT: resolves port 0, fails early if
-    the port is taken by something else, and keeps it ours while workers start."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    the port is taken by something else, and keeps it ours while workers start.
+
+    The protocol must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on
+    sockets whose proto says TCP, and without it every streamed response (headers
+    and body are separate writes) waited ~40 ms for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
@@ -227,7 +234,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
         await asyncio.wait_for(sync.sync_once(), timeout=5)
     except Exception as exc:  # the hub may be down: serve anyway, stale
         log.warning("starting without a route table (%s); will keep trying", exc)
-    listener = await asyncio.start_server(instance.handle_stream, sock=sock)
+    listener = await asyncio.start_server(connection_callback(proxy, instance), sock=sock)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellations)
     background = [
@@ -253,6 +260,29 @@ async def serve(config: Config, sock: socket.socket) -> None:
         await sync.report_activity_once()
 
 
+def use_event_loop_policy() -> None:
+    """uvloop (libuv) when installed: less event-loop overhead per socket event;
+    HUB_ROUTER_UVLOOP=0 keeps asyncio's own loop."""
+    if os.environ.get("HUB_ROUTER_UVLOOP", "1") == "0":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def connection_callback(proxy: Any, instance: Any) -> Callable[..., Awaitable[None]]:
+    """mitmproxy's own per-connection handler, or (default) the cheaper hook
+    dispatch of routing.router.fastpath; HUB_ROUTER_FASTPATH=0 turns it off."""
+    if os.environ.get("HUB_ROUTER_FASTPATH", "1") == "0":
+        return instance.handle_stream
+    from routing.router import fastpath
+
+    fastpath.check_version()
+    return fastpath.handle_stream(instance, fastpath.HookTable(proxy.addons.chain))
+
+
 def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """Connections cancelled at shutdown are expected, not errors."""
     if isinstance(context.get("exception"), asyncio.CancelledError):
@@ -274,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"router: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1
+    use_event_loop_policy()
     asyncio.run(serve(config, sock))
     return 0
 
