@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -85,17 +87,31 @@ def test_missing_user_environment_fails_with_a_clear_message(alice, live_hub, ce
     assert "/nonexistent/env has no jupyterhub-singleuser" in server.failure
 
 
-def test_unreachable_broker_fails_the_start_instead_of_leaving_it_pending(alice, live_hub):
-    real_url = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
-    try:
-        server = services.get_or_create_server(alice, "")
-        services.request_start(server, by="alice", user_options={})
-    finally:
-        celery_app.conf.broker_url = real_url
+@contextmanager
+def broker_at(url: str) -> Iterator[None]:
+    """Point the real Celery app at another broker for a while. The app caches
+    its connection pool and producer pool: both are replaced on the way in and
+    out (not closed: a closed pool fails differently, with RuntimeError), so
+    later tests publish to the real broker again."""
+
+    def drop_pools() -> None:
         celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    real = (celery_app.conf.broker_url, celery_app.conf.broker_transport)
+    celery_app.conf.broker_url, celery_app.conf.broker_transport = url, None
+    drop_pools()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url, celery_app.conf.broker_transport = real
+        drop_pools()
+
+
+def test_unreachable_broker_fails_the_start_instead_of_leaving_it_pending(alice, live_hub):
+    server = services.get_or_create_server(alice, "")
+    with broker_at("redis://127.0.0.1:1/0"):
+        services.request_start(server, by="alice", user_options={})
     server.refresh_from_db()
     assert server.state == Server.State.FAILED
     assert "task queue is unreachable" in server.failure
