@@ -24,10 +24,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from routing.router import edges as edge
 
 log = logging.getLogger("routing.router")
 
@@ -41,6 +43,7 @@ class Config:
     workers: int
     activity_interval: float = 5.0
     ready_fd: int | None = None
+    edges: edge.EdgeConfig = field(default_factory=edge.EdgeConfig)
 
 
 def parse_args(argv: list[str]) -> Config:
@@ -67,6 +70,7 @@ def parse_args(argv: list[str]) -> Config:
         help="seconds between activity reports to the hub",
     )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # worker -> supervisor
+    edge.add_arguments(parser)
     args = parser.parse_args(argv)
     host, sep, port = args.listen.rpartition(":")
     if not sep or not port.isdigit():
@@ -88,6 +92,7 @@ def parse_args(argv: list[str]) -> Config:
         workers=args.workers,
         activity_interval=args.activity_interval,
         ready_fd=args.ready_fd,
+        edges=edge.from_args(args, parser),
     )
 
 
@@ -162,8 +167,14 @@ def supervise(config: Config) -> int:
     read_end, write_end = os.pipe()
     env = {**os.environ, "HUB_ROUTER_TOKEN": config.token}
     command = worker_command(config, port, write_end)
-    start = lambda: subprocess.Popen(command, env=env, pass_fds=(write_end,))  # noqa: E731
-    workers = [start() for _ in range(config.workers)]
+    try:
+        edges = edge.EdgeSupervisor(config.edges, config.host, config.workers)
+    except OSError as exc:
+        print(f"router: cannot listen for metrics/redirects: {exc}", file=sys.stderr)
+        return 1
+    fds = (write_end, *edges.pass_fds)
+    start = lambda i: subprocess.Popen(command + edges.worker_args(i), env=env, pass_fds=fds)  # noqa: E731
+    workers = [start(i) for i in range(config.workers)]
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -178,8 +189,12 @@ def supervise(config: Config) -> int:
         if readable:
             ready += len(os.read(read_end, 64))
             if ready == config.workers:
+                edges.announce()
+                scheme = config.edges.scheme
                 print(
-                    f"router listening on http://{config.host}:{port}", file=sys.stderr, flush=True
+                    f"router listening on {scheme}://{config.host}:{port}",
+                    file=sys.stderr,
+                    flush=True,
                 )
         for i, proc in enumerate(workers):
             if proc.poll() is not None and not stopping:
@@ -187,7 +202,7 @@ def supervise(config: Config) -> int:
                     "router worker %s exited with %s; restarting", proc.pid, proc.returncode
                 )
                 time.sleep(0.5)
-                workers[i] = start()
+                workers[i] = start(i)
     for proc in workers:
         proc.terminate()
     for proc in workers:
@@ -196,6 +211,7 @@ def supervise(config: Config) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     reserved.close()
+    edges.close()
     return 0
 
 
@@ -218,7 +234,10 @@ async def serve(config: Config, sock: socket.socket) -> None:
     opts = options.Options()
     proxy = master.Master(opts)
     server_addon = proxyserver.Proxyserver()
-    proxy.addons.add(server_addon, RouterAddon(sync, upstream))
+    edges = edge.EdgeWorker(config.edges, config.host, supervised=config.ready_fd is not None)
+    proxy.addons.add(
+        server_addon, *edges.addons_before(), RouterAddon(sync, upstream), *edges.addons_after()
+    )
     # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
     opts.update(
         mode=[],
@@ -234,7 +253,8 @@ async def serve(config: Config, sock: socket.socket) -> None:
         await asyncio.wait_for(sync.sync_once(), timeout=5)
     except Exception as exc:  # the hub may be down: serve anyway, stale
         log.warning("starting without a route table (%s); will keep trying", exc)
-    listener = await asyncio.start_server(connection_callback(proxy, instance), sock=sock)
+    callback = connection_callback(proxy, instance)
+    listener = await asyncio.start_server(callback, sock=sock, ssl=edges.ssl)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellations)
     background = [
@@ -244,10 +264,12 @@ async def serve(config: Config, sock: socket.socket) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, proxy.shutdown)
     port = listener.sockets[0].getsockname()[1]
+    background += await edges.start(sync, port)
     if config.ready_fd is not None:
         os.write(config.ready_fd, b"1")
     else:
-        print(f"router listening on http://{config.host}:{port}", file=sys.stderr, flush=True)
+        scheme = config.edges.scheme
+        print(f"router listening on {scheme}://{config.host}:{port}", file=sys.stderr, flush=True)
     gc.collect()
     gc.freeze()  # startup objects never need scanning again
     gc.set_threshold(20_000, 20, 20)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import http
 from mitmproxy.proxy import layer, layers
@@ -27,6 +28,7 @@ from routing.router.client import RouteSync
 from routing.router.table import Classified, PathKind, Route, classify
 
 _ROUTE_KEY = "router.prefix"
+_MISS_KEY = "router.miss"  # user name of a /user/... request sent to the hub's page
 
 
 class Upstream:
@@ -71,6 +73,7 @@ class RouterAddon:
         path = flow.request.path.split("?", 1)[0]
         route = await self.sync.resolve(where.user, where.segment, path)
         if route is None:
+            flow.metadata[_MISS_KEY] = where.user
             self._send_to_hub(flow, rewrite=True)
         else:
             self._send_to_route(flow, route)
@@ -102,8 +105,20 @@ class RouterAddon:
         request.stream = True
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
-            flow.response.stream = True
+        response = flow.response
+        if response is not None:
+            response.stream = True
+            if 300 <= response.status_code < 400 and _MISS_KEY in flow.metadata:
+                self._hub_bounced(flow.metadata[_MISS_KEY], response)
+
+    def _hub_bounced(self, user: str, response: http.Response) -> None:
+        """The hub answered a miss with a redirect back to the user's own prefix:
+        it knows the server runs (ready before our next sync). Forget the cached
+        miss so the bounced request looks the route up instead of landing on the
+        hub's page again."""
+        location = urlsplit(response.headers.get("Location", "")).path
+        if location.startswith(f"/user/{user}/") or location == f"/user/{user}":
+            self.sync.forget_miss(user)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # mitmproxy keeps every message of a live socket otherwise (unbounded RSS).

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ class Router:
     url: str
     port: int
     proc: subprocess.Popen
+    lines: list[str] = field(default_factory=list)  # stderr up to the "listening" line
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -51,7 +52,7 @@ def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str
         raise AssertionError("router did not start:\n" + "".join(seen))
     # keep draining stderr so the router never blocks on a full pipe
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc)
+    return Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
 
 
 @pytest.fixture
