@@ -93,6 +93,7 @@ class HubState:
 
     def set_route(self, prefix: str, target: str | None) -> None:
         with self.lock:
+            self.known.add(prefix)  # the real hub reports every changed server, even unseen
             if target is None:
                 self.routes.pop(prefix, None)
             else:
