@@ -28,7 +28,7 @@ from routing.router.client import RouteSync
 from routing.router.table import Classified, PathKind, Route, classify
 
 _ROUTE_KEY = "router.prefix"
-_MISS_KEY = "router.miss"  # user name of a /user/... request sent to the hub's page
+_HUB_KEY = "router.hub"  # set on flows sent to the hub
 
 
 class Upstream:
@@ -73,7 +73,6 @@ class RouterAddon:
         path = flow.request.path.split("?", 1)[0]
         route = await self.sync.resolve(where.user, where.segment, path)
         if route is None:
-            flow.metadata[_MISS_KEY] = where.user
             self._send_to_hub(flow, rewrite=True)
         else:
             self._send_to_route(flow, route)
@@ -89,6 +88,7 @@ class RouterAddon:
         request = flow.request
         data = request.data
         data.scheme, data.host, data.port = self.hub.scheme.encode(), self.hub.host, self.hub.port
+        flow.metadata[_HUB_KEY] = True
         if rewrite:  # /user/<name>/... without a route: the hub's "not running" pages
             request.path = "/hub" + request.path
         self._forwarded(flow)
@@ -108,17 +108,17 @@ class RouterAddon:
         response = flow.response
         if response is not None:
             response.stream = True
-            if 300 <= response.status_code < 400 and _MISS_KEY in flow.metadata:
-                self._hub_bounced(flow.metadata[_MISS_KEY], response)
+            if 300 <= response.status_code < 400 and _HUB_KEY in flow.metadata:
+                self._hub_redirected(response)
 
-    def _hub_bounced(self, user: str, response: http.Response) -> None:
-        """The hub answered a miss with a redirect back to the user's own prefix:
-        it knows the server runs (ready before our next sync). Forget the cached
-        miss so the bounced request looks the route up instead of landing on the
-        hub's page again."""
-        location = urlsplit(response.headers.get("Location", "")).path
-        if location.startswith(f"/user/{user}/") or location == f"/user/{user}":
-            self.sync.forget_miss(user)
+    def _hub_redirected(self, response: http.Response) -> None:
+        """The hub sends the browser to /user/<name>/...: it believes that server
+        runs (it may be ready before our next sync, e.g. the hub's bounce after a
+        miss). Forget a cached "no route" for that user, so the redirected request
+        looks the route up instead of landing on the hub's page again."""
+        where = classify(urlsplit(response.headers.get("Location", "")).path or "/")
+        if where.kind == PathKind.USER:
+            self.sync.forget_miss(where.user)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # mitmproxy keeps every message of a live socket otherwise (unbounded RSS).
