@@ -74,6 +74,24 @@ def test_handlers_of_a_hook_are_found_in_chain_order_including_children():
     assert table.handlers("response") == ()
 
 
+def test_an_addon_with_an_update_hook_is_refused():
+    class Updating:
+        def update(self, flows: Any) -> None:
+            pass
+
+    with pytest.raises(RuntimeError, match="update"):
+        fastpath.HookTable([Updating()])
+
+
+def test_the_router_addons_have_no_update_hook():
+    from mitmproxy.addons import proxyserver
+
+    from routing.router.addon import RouterAddon
+
+    assert not hasattr(proxyserver.Proxyserver, "update")
+    assert not hasattr(RouterAddon, "update")
+
+
 def test_addon_halt_stops_the_chain():
     calls: list[str] = []
     table = fastpath.HookTable([Halting(), Recorder("after", calls)])
