@@ -19,7 +19,8 @@ functions. Here:
 - a hook's arguments come from its dataclass field names, read once per class.
 
 Error handling is what mitmproxy does: an exception in a handler is logged and
-the flow goes on; `AddonHalt` stops the chain.
+the flow goes on; `AddonHalt` stops the chain; a flow an add-on intercepted
+waits for `resume()` (the hook then completes asynchronously).
 
 mitmproxy internals relied on (mitmproxy==11.0.2 is pinned; `check_version`
 refuses anything else and tests/routing/test_mitmproxy_pins.py covers each):
@@ -44,7 +45,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from mitmproxy import exceptions, hooks, version
+from mitmproxy import exceptions, flow, hooks, version
 from mitmproxy.addonmanager import traverse
 from mitmproxy.proxy import commands, events
 from mitmproxy.proxy.mode_servers import ProxyConnectionHandler, ServerInstance
@@ -108,6 +109,10 @@ class HookTable:
                 continue
             if result is not None and hasattr(result, "__await__"):
                 return i + 1, result
+        subject = args[0] if args else None
+        if isinstance(subject, flow.Flow) and subject.intercepted:
+            # what mitmproxy's handle_hook does after the add-ons: hold the flow
+            return len(handlers), subject.wait_for_resume()
         return None
 
     async def run_async(self, hook: hooks.Hook) -> None:

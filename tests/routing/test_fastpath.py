@@ -122,6 +122,29 @@ def test_an_awaitable_result_pauses_the_chain_until_awaited():
     assert calls == ["first", "awaited", "second"]
 
 
+def test_an_intercepted_flow_waits_for_resume():
+    class Intercepting:
+        def requestheaders(self, flow: Any) -> None:
+            flow.intercept()
+
+    table = fastpath.HookTable([Intercepting()])
+    flow = tflow.tflow()
+    hook = HttpRequestHeadersHook(flow)
+    step = table.run(hook)
+    assert step is not None
+    setattr(hook, fastpath._PENDING, step)
+
+    async def scenario() -> bool:
+        waiting = asyncio.ensure_future(table.run_async(hook))
+        await asyncio.sleep(0)
+        held = not waiting.done()
+        flow.resume()
+        await waiting
+        return held
+
+    assert asyncio.run(scenario())
+
+
 def test_sync_hooks_complete_inline_and_other_commands_pass_through():
     flow = tflow.tflow()
     hook = HttpRequestHeadersHook(flow)
