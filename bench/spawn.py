@@ -530,6 +530,8 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
     hub_port, router_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    if "HUB_LOCAL_PREFORK" in os.environ:  # compare with and without the zygote
+        env["HUB_LOCAL_PREFORK"] = os.environ["HUB_LOCAL_PREFORK"]
     env.update(
         HUB_DATA_DIR=str(tmp / "data"),
         HUB_BIND=f"127.0.0.1:{hub_port}",

@@ -215,6 +215,9 @@ HUB_ALLOW_NAMED_SERVERS = env_bool("HUB_ALLOW_NAMED_SERVERS", True)
 HUB_DEFAULT_USER_ENV = env_str("HUB_DEFAULT_USER_ENV", str(BASE_DIR / ".venv-user"))
 HUB_HOMES_DIR = Path(env_str("HUB_HOMES_DIR", str(HUB_DATA_DIR / "homes"))).resolve()
 HUB_LOCAL_MEM_LIMIT = env_str("HUB_LOCAL_MEM_LIMIT", "")
+# fork local servers from a per-environment process with the server's modules
+# already imported (servers/spawners/zygote.py); false = exec every server
+HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
 

@@ -17,4 +17,6 @@ def get_spawner() -> Spawner:
     return LocalProcessSpawner(
         default_env=settings.HUB_DEFAULT_USER_ENV,
         log_dir=Path(settings.HUB_DATA_DIR) / "logs",
+        prefork=settings.HUB_LOCAL_PREFORK,
+        run_dir=Path(settings.HUB_DATA_DIR) / "run",
     )

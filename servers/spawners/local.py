@@ -8,6 +8,12 @@ SimpleLocalProcessSpawner). Limits applied where the OS allows it without
 privileges: address space (RLIMIT_AS, from the profile's mem_limit) and open
 files (RLIMIT_NOFILE); CPU limits need cgroups and are passed only as the
 informational CPU_LIMIT variable.
+
+With `prefork` (HUB_LOCAL_PREFORK), a server is forked from a zygote process
+per user environment that has already imported the server's modules
+(servers/spawners/zygote.py), instead of exec'ing `jupyterhub-singleuser`:
+~2.5 s of CPU less per start. Anything going wrong on that path falls back to
+the exec path: prefork may make a start cheaper, never make it fail.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from servers.spawners import zygote
 from servers.spawners.base import Progress, Spawner, SpawnError, SpawnSpec, Started, hub_environment
 
 log = logging.getLogger(__name__)
@@ -58,10 +67,19 @@ def process_start_time(pid: int) -> str | None:
 
 
 class LocalProcessSpawner(Spawner):
-    def __init__(self, *, default_env: str, log_dir: Path, allow_root: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        default_env: str,
+        log_dir: Path,
+        allow_root: bool | None = None,
+        prefork: bool = False,
+        run_dir: Path | None = None,
+    ) -> None:
         self.default_env = default_env
         self.log_dir = log_dir
         self.allow_root = os.geteuid() == 0 if allow_root is None else allow_root
+        self.zygotes = Zygotes(run_dir or log_dir.parent / "run", log_dir) if prefork else None
 
     def command(self, spec: SpawnSpec) -> list[str]:
         env_dir = Path(spec.user_env or self.default_env)
@@ -73,21 +91,59 @@ class LocalProcessSpawner(Spawner):
             cmd.append("--ServerApp.allow_root=True")
         return cmd
 
+    def base_environment(self, exe: str, api_url: str) -> dict[str, str]:
+        """The part of a server's environment that is the same for every server
+        of this hub and user environment (what a zygote is started with)."""
+        env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+        env["SHELL"] = "/bin/bash"
+        env["VIRTUAL_ENV"] = str(Path(exe).parent.parent)
+        env["PATH"] = f"{Path(exe).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        env["JUPYTERHUB_API_URL"] = api_url
+        return env
+
     def start(self, spec: SpawnSpec, progress: Progress) -> Started:
         cmd = self.command(spec)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         spec.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-        env.update(HOME=str(spec.home), USER=spec.username, SHELL="/bin/bash")
-        env.update(hub_environment(spec, bind_url=url))
-        env["VIRTUAL_ENV"] = str(Path(cmd[0]).parent.parent)
-        env["PATH"] = f"{Path(cmd[0]).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-        log_name = f"{spec.username}-{spec.server_name or 'default'}.log"
+        base = self.base_environment(cmd[0], spec.api_url)
+        log_path = self.log_dir / f"{spec.username}-{spec.server_name or 'default'}.log"
         limit = parse_bytes(spec.mem_limit) if spec.mem_limit else None
         progress(30, "Starting the Jupyter server process")
-        with open(self.log_dir / log_name, "ab") as logfile:
+        if self.zygotes is not None:
+            port = free_port()
+            env = self._environment(spec, base, port)
+            try:
+                forked = self.zygotes.spawn(
+                    cmd, base, env, cwd=spec.home, log=log_path, limit=limit
+                )
+            except Exception as exc:  # prefork must never fail a start
+                log.warning("prefork start of %s failed (%s): starting by exec", spec.prefix, exc)
+            else:
+                if forked is not None:
+                    pid, started = forked
+                    state = {"pid": pid, "port": port, "started": started, "log": str(log_path)}
+                    return Started(url=f"http://127.0.0.1:{port}", state={**state, "forked": True})
+        port = free_port()  # a fresh one: a lost zygote reply may have left a child on the last
+        env = self._environment(spec, base, port)
+        return self._exec(cmd, env, spec, port, log_path, limit)
+
+    def _environment(self, spec: SpawnSpec, base: dict[str, str], port: int) -> dict[str, str]:
+        env = dict(base)
+        env.update(HOME=str(spec.home), USER=spec.username)
+        env.update(hub_environment(spec, bind_url=f"http://127.0.0.1:{port}"))
+        return env
+
+    def _exec(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        spec: SpawnSpec,
+        port: int,
+        log_path: Path,
+        limit: int | None,
+    ) -> Started:
+        url = f"http://127.0.0.1:{port}"
+        with open(log_path, "ab") as logfile:
             proc = subprocess.Popen(
                 cmd,
                 env=env,
@@ -101,7 +157,7 @@ class LocalProcessSpawner(Spawner):
         # reap it when it exits, so a dead server does not linger as a zombie
         threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
         state = {"pid": proc.pid, "port": port, "started": process_start_time(proc.pid)}
-        state["log"] = str(self.log_dir / log_name)
+        state["log"] = str(log_path)
         return Started(url=url, state=state)
 
     def poll(self, state: dict[str, Any]) -> int | None:
@@ -136,6 +192,160 @@ class LocalProcessSpawner(Spawner):
             except OSError:
                 pass
         return f"the server process exited{': ' + tail if tail else ''}"
+
+
+class ZygoteUnavailable(RuntimeError):
+    """The prefork path cannot serve this start; the caller execs instead."""
+
+
+class Zygotes:
+    """The hub's half of prefork: finds, starts and replaces the zygote of a
+    user environment, and asks it for a server. Keeps no memory: the socket
+    and lock files under RUN_DIR are the state, shared by every worker."""
+
+    start_timeout = 90.0  # imports take ~3 s of CPU, much longer on a busy host
+    call_timeout = 15.0
+
+    def __init__(self, run_dir: Path, log_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.log_dir = log_dir
+
+    def paths(self, env_dir: Path) -> tuple[str, Path, Path, Path]:
+        key = zygote.env_key(env_dir)
+        return (
+            key,
+            self.run_dir / f"zygote-{key}.sock",
+            self.run_dir / f"zygote-{key}.lock",
+            self.log_dir / f"zygote-{key}.log",
+        )
+
+    def spawn(
+        self,
+        cmd: list[str],
+        base: dict[str, str],
+        env: dict[str, str],
+        *,
+        cwd: Path,
+        log: Path,
+        limit: int | None,
+    ) -> tuple[int, str | None] | None:
+        """Fork a server running CMD: (pid, start time), or None when this
+        start cannot go through a zygote (its environment differs where the
+        preloaded modules would notice). Raises on anything unexpected."""
+        entrypoint = Path(cmd[0])
+        python = zygote.interpreter(entrypoint)
+        if python is None:
+            return None
+        stamp = zygote.env_stamp(entrypoint, python, base)
+        request = {
+            "op": "spawn",
+            "stamp": stamp,
+            "argv": cmd,
+            "env": env,
+            "cwd": str(cwd),
+            "log": str(log),
+            "rlimit_as": limit,
+        }
+        _key, sock, _lock, _log = self.paths(entrypoint.parent.parent)
+        if _read(sock.with_suffix(".failed")) == stamp:
+            return None  # this environment's zygote cannot start: do not retry every time
+        for _attempt in range(3):
+            try:
+                reply = zygote.call(sock, request, timeout=self.call_timeout)
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.ensure(entrypoint, python, base, stamp)
+                continue
+            except TimeoutError:
+                # hung: let the next start bring up a fresh one (the old one
+                # exits once it sees its socket file gone)
+                sock.unlink(missing_ok=True)
+                raise
+            if reply.get("error") == "stale":
+                self.ensure(entrypoint, python, base, stamp)
+                continue
+            if "error" in reply:
+                log.info("not forking %s: %s", env.get("JUPYTERHUB_SERVICE_PREFIX"), reply["error"])
+                return None
+            return int(reply["pid"]), reply.get("started")
+        raise ZygoteUnavailable("no zygote answered")
+
+    def ensure(self, entrypoint: Path, python: str, base: dict[str, str], stamp: str) -> None:
+        """Make a zygote with STAMP listen, starting one if needed. One starter
+        at a time across threads and processes (a lock file); the others wait
+        for it and then find it running."""
+        key, sock, lock, zlog = self.paths(entrypoint.parent.parent)
+        with _locked(self.run_dir, lock):
+            try:
+                reply = zygote.call(sock, {"op": "ping"}, timeout=self.call_timeout)
+            except (OSError, ValueError):
+                reply = {}
+            if reply.get("stamp") == stamp:
+                return  # another thread or worker started it meanwhile
+            if reply.get("pid"):
+                _signal_group(int(reply["pid"]), signal.SIGTERM)  # an outdated one
+            sock.unlink(missing_ok=True)
+            env = {**base, **zygote.sentinels(key, self.run_dir)}
+            args = ["--socket", str(sock), "--entrypoint", str(entrypoint)]
+            args += ["--stamp", stamp, "--key", key]
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(zlog, "ab") as logfile:
+                proc = subprocess.Popen(
+                    [python, zygote.__file__, *args],
+                    env=env,
+                    cwd=self.run_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logfile,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+            log.info("started zygote %s for %s", proc.pid, entrypoint.parent.parent)
+            deadline = time.monotonic() + self.start_timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    sock.with_suffix(".failed").write_text(stamp)
+                    raise ZygoteUnavailable(f"the zygote exited with {proc.returncode}; see {zlog}")
+                if sock.exists():
+                    try:
+                        if zygote.call(sock, {"op": "ping"}, timeout=5).get("stamp") == stamp:
+                            return
+                    except (OSError, ValueError):
+                        pass
+                time.sleep(0.05)
+            raise ZygoteUnavailable(f"the zygote did not listen within {self.start_timeout:.0f}s")
+
+    def stop_all(self) -> None:
+        """Stop every zygote under RUN_DIR (tests, or after changing settings);
+        the servers they forked keep running."""
+        for sock in self.run_dir.glob("zygote-*.sock"):
+            try:
+                reply = zygote.call(sock, {"op": "ping"}, timeout=5)
+            except (OSError, ValueError):
+                reply = {}
+            if reply.get("pid"):
+                _signal_group(int(reply["pid"]), signal.SIGTERM)
+            sock.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+@contextmanager
+def _locked(run_dir: Path, path: Path) -> Iterator[None]:
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _apply_limits(mem_limit: int | None) -> None:
