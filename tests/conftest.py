@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -67,3 +67,19 @@ def api_client_for(token_for) -> Callable[..., APIClient]:
 
 
 from tests.live import celery_live_worker, live_hub, router, start_server  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _stop_zygotes_at_exit() -> Iterator[None]:
+    """Prefork zygotes are detached from the worker that started them: stop
+    the ones this session's spawns left behind (their servers are stopped by
+    the fixtures that started them)."""
+    yield
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from servers.spawners.local import Zygotes
+
+    data = Path(settings.HUB_DATA_DIR)
+    Zygotes(data / "run", data / "logs").stop_all()
