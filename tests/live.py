@@ -5,12 +5,12 @@ single-user Jupyter servers. Nothing here is mocked."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,6 @@ from servers.models import Server
 from servers.spawners import get_spawner
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, what: str) -> object:
@@ -75,9 +69,11 @@ def celery_live_worker(live_hub) -> Iterator[object]:
 
 
 @dataclass
-class RouterProcess:
+class Router:
     url: str
+    port: int
     proc: subprocess.Popen
+    lines: list[str] = field(default_factory=list)  # stderr up to the "listening" line
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -89,42 +85,30 @@ class RouterProcess:
                 self.proc.wait()
 
 
-def start_router(hub_url: str, *, workers: int = 1, port: int | None = None) -> RouterProcess:
-    port = port or free_port()
-    env = {**os.environ, "HUB_ROUTER_TOKEN": settings.HUB_ROUTER_TOKEN}
+def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str] = ()) -> Router:
+    """Start `python -m routing.router` and wait for its "listening" line."""
+    env = {**os.environ, "HUB_ROUTER_TOKEN": token}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "routing.router",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--hub-url",
-            hub_url,
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    router = RouterProcess(url=f"http://127.0.0.1:{port}", proc=proc)
-
-    def listening() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"router exited: {proc.stderr.read().decode()[-2000:]}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, timeout=30, what="the router to listen")
-    return router
+    command = [sys.executable, "-m", "routing.router", "--listen", "127.0.0.1:0"]
+    command += ["--hub-url", hub_url, "--workers", str(workers), *extra]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("router listening on "):
+            url = line.split()[-1]
+            break
+    else:
+        proc.wait(10)
+        raise AssertionError("router did not start:\n" + "".join(seen))
+    # keep draining stderr so the router never blocks on a full pipe
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    return Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
 
 
 @pytest.fixture
-def router(live_hub) -> Iterator[RouterProcess]:
-    proc = start_router(live_hub.url)
+def router(live_hub) -> Iterator[Router]:
+    proc = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN)
     yield proc
     proc.stop()
 

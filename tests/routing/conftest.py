@@ -2,57 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.live import Router, launch_router
 from tests.routing.fakes import TOKEN, EchoWebSocket, HubState, Running, make_backend, make_hub
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Router:
-    url: str
-    port: int
-    proc: subprocess.Popen
-    lines: list[str] = field(default_factory=list)  # stderr up to the "listening" line
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str] = ()) -> Router:
-    """Start `python -m routing.router` and wait for its "listening" line."""
-    env = {**os.environ, "HUB_ROUTER_TOKEN": token}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    command = [sys.executable, "-m", "routing.router", "--listen", "127.0.0.1:0"]
-    command += ["--hub-url", hub_url, "--workers", str(workers), *extra]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("router listening on "):
-            url = line.split()[-1]
-            break
-    else:
-        proc.wait(10)
-        raise AssertionError("router did not start:\n" + "".join(seen))
-    # keep draining stderr so the router never blocks on a full pipe
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
 
 
 @pytest.fixture
