@@ -44,14 +44,13 @@ from _common import (
     tree_cpu_seconds,
     wait_until,
 )
-from spawn import CHP_BIN, JH_VENV, install_jupyterhub
+from jupyterhub_anchor import ADMIN_SCOPES, launch_jupyterhub
 
 HUB_VENV = ROOT / ".venv"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 PAGINATED = "application/jupyterhub-pagination+json"
 CONNECTIONS = 4
 # the anchor's service role (shared/anchors/README.md); our token gets the same scopes
-SCOPES = ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"]
 ENDPOINTS = (
     ("GET /users?limit=200", "/hub/api/users?limit=200", ""),
     ("GET /users?limit=200 (paginated)", "/hub/api/users?limit=200", PAGINATED),
@@ -108,7 +107,7 @@ def start_ours(tmp: Path, users: int) -> Hub:
     python = str(HUB_VENV / "bin" / "python")
     run = {"cwd": ROOT, "env": env, "check": True, "capture_output": True, "text": True}
     subprocess.run([python, "manage.py", "migrate", "--verbosity", "0"], **run)
-    script = SETUP_SCRIPT.format(users=users, scopes=SCOPES)
+    script = SETUP_SCRIPT.format(users=users, scopes=ADMIN_SCOPES)
     out = subprocess.run([python, "manage.py", "shell", "-c", script], **run).stdout
     token = next(line[6:] for line in out.splitlines() if line.startswith("TOKEN="))
     cmd = ["bash", "-c", "exec " + procfile_line("hub")]
@@ -121,51 +120,11 @@ def start_ours(tmp: Path, users: int) -> Hub:
 
 # --- JupyterHub 6.1.1 -----------------------------------------------------------
 
-JH_CONFIG = """\
-c = get_config()  # noqa
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public_port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.ConfigurableHTTPProxy.pid_file = {chp_pid!r}
-c.JupyterHub.db_url = "sqlite:///{db}"
-c.JupyterHub.cookie_secret_file = {cookie!r}
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = "password"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "simple"
-c.JupyterHub.concurrent_spawn_limit = 100
-c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "bench", "scopes": {scopes!r}, "services": ["bench"]}}]
-"""
-
 
 def start_jupyterhub(tmp: Path, users: int) -> Hub:
-    install_jupyterhub()
-    public_port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(32)
-    (tmp / "jupyterhub_config.py").write_text(
-        JH_CONFIG.format(
-            public_port=public_port,
-            hub_port=hub_port,
-            proxy_api_port=proxy_api_port,
-            chp=str(CHP_BIN),
-            chp_pid=str(tmp / "chp.pid"),
-            db=tmp / "jupyterhub.sqlite",
-            cookie=str(tmp / "cookie_secret"),
-            token=token,
-            scopes=SCOPES,
-        )
-    )
-    env = {
-        "PATH": f"{JH_VENV / 'bin'}:{CHP_BIN.parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-    }
-    cmd = [str(JH_VENV / "bin" / "jupyterhub"), "-f", str(tmp / "jupyterhub_config.py")]
-    proc = start_group(cmd, log=tmp / "jupyterhub.log", env=env, cwd=tmp)
+    launched = launch_jupyterhub(tmp, token=token)
+    proc, hub_port = launched.proc, launched.hub_port
     # the hub process only: its CHP child is idle (requests go to the hub port)
     hub = Hub("JupyterHub 6.1.1", f"http://127.0.0.1:{hub_port}", token, lambda: 0.0, proc)
     hub.cpu = lambda: cpu_seconds(proc.pid)

@@ -51,16 +51,10 @@ from _common import (
     tree_cpu_seconds,
     wait_until,
 )
+from jupyterhub_anchor import CHP_VERSION, JH_VERSION, launch_jupyterhub
 
-JH_VERSION = "6.1.1"
-LAB_VERSION = "4.6.6"
-CHP_VERSION = "5.3.0"
-JH_VENV = WORK / "jh-venv"
-CHP_DIR = WORK / "chp"
-CHP_BIN = CHP_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 USER_VENV = ROOT / ".venv-user"
 HUB_VENV = ROOT / ".venv"
-ADMIN_SCOPES = ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"]
 
 
 Result = tuple[float, float, float]  # spawn s, stop s, control-plane CPU s
@@ -371,89 +365,11 @@ def user_names(count: int) -> list[str]:
     return ["solo"] if count == 1 else [f"crowd{i}" for i in range(count)]
 
 
-def install_jupyterhub() -> None:
-    """JupyterHub + JupyterLab in their own venv, CHP from npm (first run only)."""
-    marker = JH_VENV / f".bench-jupyterhub-{JH_VERSION}-lab-{LAB_VERSION}"
-    if not marker.exists():
-        print(f"installing jupyterhub=={JH_VERSION} into {JH_VENV} ...", flush=True)
-        if not (JH_VENV / "bin" / "python").exists():
-            subprocess.run(["python3.11", "-m", "venv", str(JH_VENV)], check=True)
-        subprocess.run(
-            [
-                str(JH_VENV / "bin" / "pip"),
-                "install",
-                "--quiet",
-                f"jupyterhub=={JH_VERSION}",
-                f"jupyterlab=={LAB_VERSION}",
-            ],
-            check=True,
-        )
-        marker.touch()
-    if not CHP_BIN.exists():
-        print(f"installing configurable-http-proxy@{CHP_VERSION} into {CHP_DIR} ...", flush=True)
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--silent",
-                "--prefix",
-                str(CHP_DIR),
-                f"configurable-http-proxy@{CHP_VERSION}",
-            ],
-            check=True,
-        )
-
-
-JH_CONFIG = """\
-c = get_config()  # noqa
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {public_port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.ConfigurableHTTPProxy.pid_file = {chp_pid!r}
-c.JupyterHub.db_url = "sqlite:///{db}"
-c.JupyterHub.cookie_secret_file = {cookie!r}
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = "password"
-c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + "/{{username}}"
-c.Spawner.args = {args!r}
-c.JupyterHub.concurrent_spawn_limit = 100
-c.JupyterHub.services = [{{"name": "bench", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "bench", "scopes": {scopes!r}, "services": ["bench"]}}]
-"""
-
-
 def start_jupyterhub(tmp: Path, users: Sequence[str], poll: float) -> Hub:
-    install_jupyterhub()
     tmp.mkdir(parents=True)
-    public_port, hub_port, proxy_api_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(32)
-    config = JH_CONFIG.format(
-        public_port=public_port,
-        hub_port=hub_port,
-        proxy_api_port=proxy_api_port,
-        chp=str(CHP_BIN),
-        chp_pid=str(tmp / "chp.pid"),
-        db=tmp / "jupyterhub.sqlite",
-        cookie=str(tmp / "cookie_secret"),
-        homes=str(tmp / "homes"),
-        args=["--ServerApp.allow_root=True"] if os.geteuid() == 0 else [],
-        token=token,
-        scopes=ADMIN_SCOPES,
-    )
-    (tmp / "jupyterhub_config.py").write_text(config)
-    (tmp / "homes").mkdir()
-    env = {
-        "PATH": f"{JH_VENV / 'bin'}:{CHP_BIN.parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(tmp),
-        "LANG": os.environ.get("LANG", "C.UTF-8"),
-    }
-    cmd = [str(JH_VENV / "bin" / "jupyterhub"), "-f", str(tmp / "jupyterhub_config.py")]
-    proc = start_group(cmd, log=tmp / "jupyterhub.log", env=env, cwd=tmp)
+    launched = launch_jupyterhub(tmp, token=token)
+    proc, public_port = launched.proc, launched.public_port
     hub = Hub(
         label=f"JupyterHub {JH_VERSION}",
         public=f"http://127.0.0.1:{public_port}",
