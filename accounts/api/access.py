@@ -47,21 +47,7 @@ class Access:
         self, scope: str, name: str, groups: Iterable[str] | Callable[[], Iterable[str]] = ()
     ) -> bool:
         """Whether SCOPE is held for user NAME (whose GROUPS may be a thunk)."""
-        found = self.filters(scope)
-        if found is ALL:
-            return True
-        group_names: set[str] | None = None
-        for kind, value in found:
-            if kind == "user" and value == name:
-                return True
-            if kind == "server" and value.partition("/")[0] == name:
-                return True
-            if kind == "group":
-                if group_names is None:
-                    group_names = set(groups() if callable(groups) else groups)
-                if value in group_names:
-                    return True
-        return False
+        return self._held(scope, name, lambda server: server.partition("/")[0] == name, groups)
 
     def on_server(
         self,
@@ -71,15 +57,26 @@ class Access:
         groups: Iterable[str] | Callable[[], Iterable[str]] = (),
     ) -> bool:
         """Whether SCOPE is held for OWNER's server SERVER_NAME."""
+        full = f"{owner}/{server_name}"
+        return self._held(scope, owner, lambda server: server == full, groups)
+
+    def _held(
+        self,
+        scope: str,
+        owner: str,
+        server_matches: Callable[[str], bool],
+        groups: Iterable[str] | Callable[[], Iterable[str]],
+    ) -> bool:
+        """SCOPE held unfiltered, for OWNER, for a matching server, or for one of
+        OWNER's groups (resolved only when a !group= filter needs them)."""
         found = self.filters(scope)
         if found is ALL:
             return True
-        full = f"{owner}/{server_name}"
         group_names: set[str] | None = None
         for kind, value in found:
             if kind == "user" and value == owner:
                 return True
-            if kind == "server" and value == full:
+            if kind == "server" and server_matches(value):
                 return True
             if kind == "group":
                 if group_names is None:
