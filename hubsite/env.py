@@ -7,6 +7,7 @@ so every reader raises ImproperlyConfigured on a value it does not understand.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +69,26 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name) or default
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def env_dns_name(name: str) -> str:
+    """A DNS name such as hub.example.org, lowercased, without a trailing dot;
+    "" when unset. Anything else (a URL, a port, an underscore) is an error:
+    user host names are made by putting a username in front of it."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower().rstrip(".")
+    if not value:
+        return ""
+    labels = value.split(".")
+    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ImproperlyConfigured(
+            f"{name} must be a DNS name such as hub.example.org, "
+            f"without scheme, port or path (got {raw!r})"
+        )
     return value
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from hubsite.env import (
     env_bool,
     env_choice,
+    env_dns_name,
     env_float,
     env_int,
     env_list,
@@ -31,6 +32,9 @@ HUB_BIND_URL = env_str("HUB_BIND_URL", "http://127.0.0.1:8081").rstrip("/")
 # how single-user servers and the router reach the hub's API
 HUB_CONNECT_URL = env_str("HUB_CONNECT_URL", HUB_BIND_URL).rstrip("/")
 HUB_API_URL = HUB_CONNECT_URL + "/hub/api"
+# per-user hosts, JupyterHub's subdomain_host: <name>.<this> serves /user/<name>/
+# (servers/hosts.py); the router reads the same variable; "" = off
+HUB_SUBDOMAIN_HOST = env_dns_name("HUB_SUBDOMAIN_HOST")
 HUB_ROUTER_TOKEN = env_secret("HUB_ROUTER_TOKEN") or persisted_secret(HUB_DATA_DIR / "router_token")
 
 ALLOWED_HOSTS = env_list("HUB_ALLOWED_HOSTS", ["*"])
@@ -39,6 +43,7 @@ USE_X_FORWARDED_HOST = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
+    "hubsite.apps.HubsiteConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -56,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "hubsite.middleware.HubHeadersMiddleware",
+    "hubsite.middleware.HubHostOnlyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +140,10 @@ SESSION_COOKIE_AGE = env_int("HUB_COOKIE_MAX_AGE_DAYS", 14, minimum=1) * 86400
 CSRF_COOKIE_NAME = "_xsrf_hub"
 CSRF_COOKIE_PATH = "/hub/"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# host-only (no Domain attribute): with HUB_SUBDOMAIN_HOST, users' servers live
+# on sibling hosts and must never receive the hub's cookies (hubsite.E001)
+SESSION_COOKIE_DOMAIN = None
+CSRF_COOKIE_DOMAIN = None
 LOGIN_URL = "/hub/login"
 LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
