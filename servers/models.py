@@ -115,6 +115,14 @@ class Server(models.Model):
         return f"/user/{username}/{self.name}/" if self.name else f"/user/{username}/"
 
     @property
+    def browser_url(self) -> str:
+        """Where the hub sends a browser: the prefix, on the user's own host
+        when servers have subdomains (servers/hosts.py)."""
+        from servers import hosts
+
+        return hosts.browser_url(self.user.username, self.prefix)
+
+    @property
     def is_ready(self) -> bool:
         return self.state == self.State.RUNNING
 

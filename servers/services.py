@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import ApiToken, OAuthClient, User
+from servers import hosts
 from servers import options as profile_options
 from servers.models import Profile, Server, ServerEvent
 from servers.spawners import SpawnError, SpawnSpec, get_spawner
@@ -83,6 +84,13 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
 
     if server.state in (State.RUNNING, State.STARTING, State.STOPPING):
         return False
+    if hosts.is_hostless(server.user.username):
+        # the router would never route to it (servers/hosts.py): refuse loudly
+        raise StartRefused(
+            f"{server.user.username!r} cannot be a host name, and servers here run on "
+            f"<user>.{settings.HUB_SUBDOMAIN_HOST}; ask an administrator to rename the account.",
+            400,
+        )
     named_server_allowed(server.user, server.name)
     options = dict(user_options)
     profile = pick_profile(server.user, options.pop("profile", None))
@@ -232,7 +240,8 @@ def _issue_credentials(server: Server) -> str:
     client = OAuthClient(
         identifier=server.client_id,
         description=f"Server at {server.prefix}",
-        redirect_uri=f"{server.prefix}oauth_callback",
+        # absolute on the user's host with subdomains: matched exactly at authorize
+        redirect_uri=hosts.browser_url(server.user.username, f"{server.prefix}oauth_callback"),
         allowed_scopes=[],
         server=server,
     )
@@ -271,6 +280,8 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
         client_id=server.client_id,
         api_url=settings.HUB_API_URL,
         public_url=settings.HUB_PUBLIC_URL,
+        user_host=hosts.user_host(server.user.username),
+        hub_host=hosts.hub_host() if settings.HUB_SUBDOMAIN_HOST else "",
         home=Path(settings.HUB_HOMES_DIR) / server.user.username,
         default_url=settings.HUB_DEFAULT_URL,
         activity_interval=settings.HUB_ACTIVITY_INTERVAL,

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import User
 from accounts.validators import validate_server_name
 from accounts.views import approved_login_required
-from servers import services
+from servers import hosts, services
 from servers.forms import NamedServerForm, SpawnForm
 from servers.models import Server
 
@@ -144,7 +144,7 @@ def spawn(request: HttpRequest, username: str | None = None, server_name: str = 
     name = _checked_name(server_name)
     server = owner.servers.filter(name=name).first()
     if server is not None and server.state == State.RUNNING:
-        return HttpResponseRedirect(server.prefix)
+        return HttpResponseRedirect(server.browser_url)
     if server is not None and server.is_pending:
         return redirect(_server_url_name("spawn-pending", server))
     form = SpawnForm(services.allowed_profiles(owner), request.POST or None)
@@ -180,15 +180,16 @@ def spawn_pending(request: HttpRequest, username: str, server_name: str = "") ->
     if server is None or server.state == State.STOPPED:
         return redirect(_server_url_name("spawn", server or Server(user=owner, name=server_name)))
     next_url = _safe_next(request.GET.get("next", ""), server.prefix)
+    ready_url = hosts.browser_url(owner.username, next_url or server.prefix)
     if server.state == State.RUNNING:
-        return HttpResponseRedirect(next_url or server.prefix)
+        return HttpResponseRedirect(ready_url)
     api = f"/hub/api/users/{owner.username}/"
     progress_url = api + (f"servers/{server.name}/progress" if server.name else "server/progress")
     context = {
         "server": server,
         "owner": owner,
         "progress_url": progress_url,
-        "ready_url": next_url or server.prefix,
+        "ready_url": ready_url,
         "spawn_url": _server_url_name("spawn", server),
     }
     return render(request, "servers/pending.html", context)
@@ -213,8 +214,10 @@ def user_route(request: HttpRequest, username: str, rest: str = "") -> HttpRespo
     owner = _owner(request, username)
     server = _server_for_path(owner, rest)
     target = f"/user/{owner.username}/{rest}"
+    if hosts.is_hostless(owner.username):
+        return _render_hostless(request, owner)
     if server.state == State.RUNNING:
-        return _bounce_to_server(request, server, target)
+        return _bounce_to_server(request, server, hosts.browser_url(owner.username, target))
     if server.pk and server.is_pending:
         pending = _server_url_name("spawn-pending", server)
         return redirect(_with_next(pending, _safe_next(target, server.prefix)))
@@ -227,6 +230,18 @@ def user_route(request: HttpRequest, username: str, rest: str = "") -> HttpRespo
     }
     # 424 like JupyterHub: frontends polling the API recognise "server not running"
     return render(request, "servers/not_running.html", context, status=424)
+
+
+def _render_hostless(request: HttpRequest, owner: User) -> HttpResponse:
+    """The router sends /user/<name>/ here for every name that cannot be a
+    host name: say so instead of bouncing (see servers/hosts.py)."""
+    message = (
+        f"Servers run on their own host names here, and {owner.username!r} cannot be one "
+        "(only lowercase letters, digits and inner '-'). Ask an administrator to rename "
+        "the account."
+    )
+    context = {"message": message, "title": "No host name for this user"}
+    return render(request, "servers/error.html", context, status=404)
 
 
 def _bounce_to_server(request: HttpRequest, server: Server, target: str) -> HttpResponse:
@@ -254,6 +269,6 @@ def user_redirect(request: HttpRequest, rest: str = "") -> HttpResponse:
     """/hub/user-redirect/<path>: a link that works for whoever opens it."""
     if ".." in rest.split("/") or "\\" in rest or rest.startswith("/"):
         return render(request, "servers/error.html", {"message": "Invalid path."}, status=400)
-    target = f"/user/{request.user.username}/{rest}"
+    target = hosts.browser_url(request.user.username, f"/user/{request.user.username}/{rest}")
     query = request.META.get("QUERY_STRING", "")
     return HttpResponseRedirect(f"{target}?{query}" if query else target)

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from accounts.api.access import Access
 from accounts.identity import token_scopes
 from accounts.models import ApiToken, Group, User
+from servers import hosts
 from servers.api.serializers import (
     SERVER_FIELDS,
     is_active,
@@ -101,7 +102,7 @@ class UserModels:
             "admin": admin,
             "roles": ["admin", "user"] if admin else ["user"],
             "groups": list(groups),
-            "server": server_url(name, "")
+            "server": hosts.browser_url(name, server_url(name, ""))
             if default is not None and default["state"] == Server.State.RUNNING
             else None,
             "pending": _pending(default),

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from servers import hosts
 from servers.models import Server
 
 State = Server.State
@@ -65,10 +66,11 @@ def server_row(server: Server) -> dict[str, Any]:
 
 
 def server_model(username: str, row: Mapping[str, Any], *, with_state: bool) -> dict[str, Any]:
-    """The Server model of the OpenAPI spec; `state` only with admin:server_state."""
+    """The Server model of the OpenAPI spec; `state` only with admin:server_state.
+    With subdomains `url` is absolute on the user's host, as in JupyterHub."""
     name = row["name"]
     state = row["state"]
-    url = server_url(username, name)
+    path = server_url(username, name)
     progress = progress_url(username, name)
     public = settings.HUB_PUBLIC_URL
     model = {
@@ -80,10 +82,11 @@ def server_model(username: str, row: Mapping[str, Any], *, with_state: bool) -> 
         "pending": _PENDING.get(state),
         "ready": state == State.RUNNING,
         "stopped": state not in _ACTIVE,
-        "url": url,
+        "url": hosts.browser_url(username, path),
         "user_options": row["user_options"] or {},
         "progress_url": progress,
-        "full_url": public + url if public else None,
+        "full_url": hosts.absolute_url(username, path) or None,
+        # the progress stream is the hub's API: always on the hub's host
         "full_progress_url": public + progress if public else None,
     }
     if with_state:

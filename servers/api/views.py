@@ -23,7 +23,7 @@ from accounts.api.base import HubAPIView, find_user, user_groups
 from accounts.api.errors import Conflict
 from accounts.models import User
 from accounts.validators import validate_server_name
-from servers import services
+from servers import hosts, services
 from servers.api.serializers import server_model, server_row, server_url
 from servers.models import Server, ServerEvent
 
@@ -145,7 +145,7 @@ class ProgressView(HubAPIView):
         allowed = self.access.on_server("read:servers", name, server_name, user_groups(name))
         self.access.require(allowed, "read:servers")
         server = _find_server(find_user(name), server_name)
-        url = server_url(name, server_name)
+        url = hosts.browser_url(name, server_url(name, server_name))
         if server.state == State.RUNNING:
             stream: Iterator[str] = iter([_sse(_ready_event(url))])
         elif server.state == State.FAILED:

@@ -33,8 +33,12 @@ class SpawnSpec:
     api_token: str
     client_id: str
     api_url: str
-    public_url: str
+    public_url: str  # the hub's HUB_PUBLIC_URL
     home: Path
+    # with subdomains (servers/hosts.py): scheme://alice.hub.example.org[:port],
+    # and the hub's scheme://host[:port]; both "" when off
+    user_host: str = ""
+    hub_host: str = ""
     user_env: str = ""
     image: str = ""
     environment: dict[str, str] = field(default_factory=dict)
@@ -55,7 +59,13 @@ class Started:
 
 
 def hub_environment(spec: SpawnSpec, *, bind_url: str) -> dict[str, str]:
-    """The environment `jupyterhub-singleuser` reads (JupyterHub's get_env)."""
+    """The environment `jupyterhub-singleuser` reads (JupyterHub's get_env).
+
+    With subdomains, JUPYTERHUB_HOST is the *hub's* host, as in JupyterHub
+    (`hub.public_host`): jupyterhub-singleuser prefixes it to the hub's login,
+    logout and OAuth authorize URLs, so the browser logs in on the hub's host,
+    never on the user's. The OAuth callback and the public URL are absolute on
+    the user's host."""
     access = [
         f"access:servers!server={spec.username}/{spec.server_name}",
         f"access:servers!user={spec.username}",
@@ -66,7 +76,7 @@ def hub_environment(spec: SpawnSpec, *, bind_url: str) -> dict[str, str]:
         "JPY_API_TOKEN": spec.api_token,
         "JUPYTERHUB_API_URL": spec.api_url,
         "JUPYTERHUB_CLIENT_ID": spec.client_id,
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{spec.prefix}oauth_callback",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{spec.user_host}{spec.prefix}oauth_callback",
         "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(access),
         "JUPYTERHUB_OAUTH_SCOPES": json.dumps(access),
         "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps([]),
@@ -77,8 +87,8 @@ def hub_environment(spec: SpawnSpec, *, bind_url: str) -> dict[str, str]:
         "JUPYTERHUB_ACTIVITY_URL": activity_url,
         "JUPYTERHUB_ACTIVITY_INTERVAL": str(spec.activity_interval),
         "JUPYTERHUB_BASE_URL": "/",
-        "JUPYTERHUB_HOST": "",
-        "JUPYTERHUB_PUBLIC_URL": spec.public_url + spec.prefix,
+        "JUPYTERHUB_HOST": spec.hub_host,
+        "JUPYTERHUB_PUBLIC_URL": (spec.user_host or spec.public_url) + spec.prefix,
         "JUPYTERHUB_PUBLIC_HUB_URL": spec.public_url + "/hub/",
         "JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED": "0",
         "JUPYTERHUB_DEFAULT_URL": spec.default_url,
