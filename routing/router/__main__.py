@@ -254,13 +254,28 @@ async def serve(config: Config, sock: socket.socket) -> None:
     except Exception as exc:  # the hub may be down: serve anyway, stale
         log.warning("starting without a route table (%s); will keep trying", exc)
     callback = connection_callback(proxy, instance)
-    listener = await asyncio.start_server(callback, sock=sock, ssl=edges.ssl)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellations)
     background = [
         loop.create_task(sync.sync_forever()),
         loop.create_task(sync.report_activity_forever()),
     ]
+    if os.environ.get("HUB_ROUTER_RELAY", "1") != "0" and edges.relay_allowed:
+        from routing.router.relay import Counters, Relay
+
+        relay = Relay(
+            sync,
+            upstream,
+            callback,
+            counters=Counters(edges.metrics_addon),
+            hsts=edges.hsts,
+            connect_timeout=config.edges.connect_timeout,
+            idle_timeout=config.edges.idle_timeout,
+        )
+        listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl)
+        background.append(loop.create_task(relay.sweep_idle_forever()))
+    else:
+        listener = await asyncio.start_server(callback, sock=sock, ssl=edges.ssl)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, proxy.shutdown)
     port = listener.sockets[0].getsockname()[1]

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import urlsplit
 
 from mitmproxy import http
 from mitmproxy.proxy import layer, layers
 from mitmproxy.proxy.layers.http import HTTPMode
 
 from routing.router.client import RouteSync
+from routing.router.relay import forget_redirected_miss
 from routing.router.table import Classified, PathKind, Route, classify
 
 _ROUTE_KEY = "router.prefix"
@@ -112,13 +112,7 @@ class RouterAddon:
                 self._hub_redirected(response)
 
     def _hub_redirected(self, response: http.Response) -> None:
-        """The hub sends the browser to /user/<name>/...: it believes that server
-        runs (it may be ready before our next sync, e.g. the hub's bounce after a
-        miss). Forget a cached "no route" for that user, so the redirected request
-        looks the route up instead of landing on the hub's page again."""
-        where = classify(urlsplit(response.headers.get("Location", "")).path or "/")
-        if where.kind == PathKind.USER:
-            self.sync.forget_miss(where.user)
+        forget_redirected_miss(self.sync, response.headers.get("Location", ""))
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # mitmproxy keeps every message of a live socket otherwise (unbounded RSS).

@@ -268,6 +268,7 @@ class EdgeWorker:
         self.ssl = tls_context(edges.tls_cert, edges.tls_key) if edges.tls_cert else None
         self.board: Any = None
         self.metrics_server: Any = None
+        self.metrics_addon: Any = None  # also counts for the native relay
         if edges.metrics:
             from routing.router import metrics
 
@@ -290,8 +291,22 @@ class EdgeWorker:
         if self.board is not None:
             from routing.router import metrics
 
-            found.append(metrics.MetricsAddon(self.board, self.edges.worker_index))
+            self.metrics_addon = metrics.MetricsAddon(self.board, self.edges.worker_index)
+            found.append(self.metrics_addon)
         return found
+
+    @property
+    def hsts(self) -> str:
+        """The Strict-Transport-Security value the relay adds ('' = none)."""
+        if self.edges.tls and self.edges.hsts_max_age:
+            return f"max-age={self.edges.hsts_max_age}"
+        return ""
+
+    @property
+    def relay_allowed(self) -> bool:
+        """Subdomain routing decides per request in a mitmproxy add-on; with it on,
+        every connection goes through mitmproxy."""
+        return not self.edges.subdomain_host
 
     async def start(self, sync: Any, public_port: int) -> list[asyncio.Task[Any]]:
         """Background work of the edges; returns the tasks to cancel at shutdown."""

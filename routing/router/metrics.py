@@ -89,23 +89,36 @@ class MetricsAddon:
         self.base = index * SLOT
 
     def response(self, flow: Any) -> None:
+        self.observe(flow.response.status_code, time.time() - flow.request.timestamp_start)
+
+    def error(self, flow: Any) -> None:
+        self.failed()
+
+    def websocket_start(self, flow: Any) -> None:
+        self.websocket_change(True)
+
+    def websocket_end(self, flow: Any) -> None:
+        self.websocket_change(False)
+
+    # the same counts, for the native relay (routing.router.relay), which has no flows
+
+    def observe(self, status_code: int, elapsed: float) -> None:
         values, base = self.values, self.base
-        status_class = flow.response.status_code // 100 - 1
+        status_class = status_code // 100 - 1
         values[base + REQUESTS + (status_class if 0 <= status_class < 5 else 5)] += 1
-        elapsed = time.time() - flow.request.timestamp_start
         values[base + DURATION_SUM] += elapsed
         values[base + DURATION_COUNT] += 1
         values[base + BUCKETS + bisect_left(BOUNDS, elapsed)] += 1
 
-    def error(self, flow: Any) -> None:
+    def failed(self) -> None:
         self.values[self.base + ERRORS] += 1
 
-    def websocket_start(self, flow: Any) -> None:
-        self.values[self.base + WS_ACTIVE] += 1
-        self.values[self.base + WS_TOTAL] += 1
-
-    def websocket_end(self, flow: Any) -> None:
-        self.values[self.base + WS_ACTIVE] -= 1
+    def websocket_change(self, opened: bool) -> None:
+        if opened:
+            self.values[self.base + WS_ACTIVE] += 1
+            self.values[self.base + WS_TOTAL] += 1
+        else:
+            self.values[self.base + WS_ACTIVE] -= 1
 
 
 async def heartbeat_forever(board: Board, index: int, sync: Any) -> None:

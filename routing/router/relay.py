@@ -1,0 +1,764 @@
+"""The router's data path for ordinary HTTP/1.1 requests: raw bytes, one parse.
+
+Why it exists: even trimmed (only the add-ons a router needs, inline hook
+dispatch, `python -O`, uvloop), mitmproxy's HTTP/1 stack cost about twice
+configurable-http-proxy's CPU per request: every request becomes events and
+commands through a layer stack, Request/Response objects with typed fields,
+and a head re-assembled from parsed headers. Through a real jupyter-server,
+which itself needs most of a core on a 2-core machine, that CPU is exactly
+what router and server fight over.
+
+So each public connection starts here. A request is *ordinary* when it is
+HTTP/1.1 with an origin-form target, a well-formed head (one regular
+expression checks every header line), at most one Content-Length or a
+`Transfer-Encoding: chunked` (never both), and its path goes to the hub or to
+a route already in the table over plain HTTP. Ordinary requests are forwarded
+with the head re-written only by dropping client-sent `X-Forwarded-*` and
+appending the router's own; bodies stream both ways with flow control (a
+full socket pauses the other side), framed by Content-Length or by walking
+chunk sizes, so the connection can be reused. A `101 Switching Protocols`
+turns the connection into a byte tunnel (WebSockets: nothing is kept per
+message; activity is counted per chunk).
+
+Anything else (HTTP/1.0, a malformed or oversized head, a path trick, a user
+whose route must be asked of the hub, an https upstream) is handed, with the
+bytes already read, to mitmproxy's connection handler, which then owns that
+connection for the rest of its life and answers exactly as before. The
+hand-over uses only asyncio's public API (`transport.set_protocol`, a
+StreamReaderProtocol fed the buffered bytes), no mitmproxy internals.
+HUB_ROUTER_RELAY=0 sends every connection to mitmproxy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from routing.router.table import PathKind, classify
+
+log = logging.getLogger("routing.router")
+
+MAX_HEAD = 64 * 1024  # a longer request head is refused (431)
+LINGER = 2.0  # seconds to read and drop input after an error answer
+HIGH_WATER = 256 * 1024  # client bytes buffered ahead of a pending response
+
+# One header line: a token, a colon, visible characters / blanks / obs-text (RFC 9110).
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"/[\x21-\x7e]*")
+_DROPPED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+_NO_BODY_STATUS = (204, 304)
+_REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 502: b"Bad Gateway"}
+
+Handoff = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class FramingError(Exception):
+    """A body that does not follow its own framing: the connection cannot go on."""
+
+
+class LengthBody:
+    """Content-Length framing: counts bytes down."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+
+    def feed(self, data: bytes, start: int) -> int:
+        """Consume from DATA[START:]; return the index where this body ends (or len)."""
+        take = min(self.remaining, len(data) - start)
+        self.remaining -= take
+        return start + take
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0
+
+
+class ChunkedBody:
+    """Chunked framing, walked without copying: the bytes are forwarded as they
+    came; only the size lines are read, to know where the message ends."""
+
+    __slots__ = ("done", "line", "remaining", "state")
+    SIZE, DATA, CRLF, TRAILER = range(4)
+
+    def __init__(self) -> None:
+        self.state = self.SIZE
+        self.remaining = 0
+        self.line = b""
+        self.done = False
+
+    def feed(self, data: bytes, start: int) -> int:
+        i, n = start, len(data)
+        while i < n and not self.done:
+            if self.state == self.DATA or self.state == self.CRLF:
+                take = min(self.remaining, n - i)
+                if self.state == self.CRLF:
+                    expected = b"\r\n"[2 - self.remaining :][:take]
+                    if data[i : i + take] != expected:
+                        raise FramingError("chunk data not followed by CRLF")
+                i += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    if self.state == self.DATA:
+                        self.state, self.remaining = self.CRLF, 2
+                    else:
+                        self.state = self.SIZE
+                continue
+            end = data.find(b"\n", i)
+            if end < 0:
+                self.line += data[i:]
+                if len(self.line) > 4096:
+                    raise FramingError("chunk size line too long")
+                return n
+            line = (self.line + data[i:end]).rstrip(b"\r")
+            self.line = b""
+            i = end + 1
+            if self.state == self.TRAILER:
+                if not line:
+                    self.done = True
+                continue
+            size = line.split(b";", 1)[0].strip()
+            if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+                raise FramingError("bad chunk size")
+            self.remaining = int(size, 16)
+            self.state = self.DATA if self.remaining else self.TRAILER
+        return i
+
+
+class Counters:
+    """What the relay reports: metrics (optional) and per-route activity."""
+
+    def __init__(self, metrics: Any = None) -> None:
+        self.metrics = metrics
+
+    def response(self, status: int, elapsed: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(status, elapsed)
+
+    def error(self) -> None:
+        if self.metrics is not None:
+            self.metrics.failed()
+
+    def websocket(self, opened: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.websocket_change(opened)
+
+
+class Relay:
+    """Per-worker state shared by every connection's protocol."""
+
+    def __init__(
+        self,
+        sync: Any,
+        hub: Any,
+        handoff: Handoff,
+        *,
+        counters: Counters | None = None,
+        hsts: str = "",
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 600.0,
+    ) -> None:
+        self.sync = sync
+        self.table = sync.table
+        self.hub_address = (hub.host, hub.port)
+        self.hub_plain = hub.scheme == "http"
+        self.handoff = handoff
+        self.counters = counters or Counters()
+        self.hsts = b"Strict-Transport-Security: " + hsts.encode() + b"\r\n" if hsts else b""
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.connections: set[ClientSide] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def protocol(self) -> ClientSide:
+        return ClientSide(self)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def sweep_idle_forever(self) -> None:
+        """mitmproxy's idle timeout, for relay connections: no byte either way
+        for `idle_timeout` seconds closes both sides. One pass a second costs
+        less than a timer per request."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            limit = loop.time() - self.idle_timeout
+            for conn in [c for c in self.connections if c.last_io < limit]:
+                conn.abort()
+
+
+class ClientSide(asyncio.Protocol):
+    """One public connection while the relay owns it."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.loop = asyncio.get_event_loop()
+        self.transport: Any = None
+        self.buf = bytearray()
+        self.upstream: UpstreamSide | None = None
+        self.body: LengthBody | ChunkedBody | None = None  # request body being forwarded
+        self.busy = False  # a request is out, its response not complete
+        self.tunnel = False
+        self.closed = False
+        self.keep_alive = True
+        self.paused = False
+        self.prefix: str | None = None  # the route of the current request (activity)
+        self.started = 0.0
+        self.method = b""
+        self.head = b""  # the forwarded head of the current request (one retry)
+        self.retry = False
+        self.last_io = 0.0
+        self.forwarded = b""  # X-Forwarded-For/Proto lines, fixed per connection
+
+    # --- asyncio callbacks --------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.last_io = self.loop.time()
+        self.relay.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        proto = b"https" if transport.get_extra_info("sslcontext") is not None else b"http"
+        client = (peer[0] if peer else "").encode("latin-1")
+        self.forwarded = b"X-Forwarded-For: " + client + b"\r\nX-Forwarded-Proto: " + proto
+        self.forwarded += b"\r\n"
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # lingering after an answer of our own
+        self.last_io = self.loop.time()
+        upstream = self.upstream
+        if self.tunnel:
+            if upstream is not None:
+                upstream.write(data)
+            if self.prefix is not None:
+                self.relay.sync.touch(self.prefix)
+            return
+        if self.body is not None and upstream is not None:
+            try:
+                end = self.body.feed(data, 0)
+            except FramingError as exc:
+                self.fail(400, f"Bad request body: {exc}")
+                return
+            upstream.write(data if end == len(data) else data[:end])
+            if self.body.done:
+                self.body = None
+                if end < len(data):
+                    self.buf += data[end:]
+                    self._hold_back()
+            return
+        self.buf += data
+        if not self.busy:
+            self.next_request()
+        else:
+            self._hold_back()
+
+    def eof_received(self) -> bool | None:
+        """A client may half-close after its request: finish the response first."""
+        upstream = self.upstream
+        if self.tunnel and upstream is not None and upstream.transport is not None:
+            if upstream.transport.can_write_eof():
+                upstream.transport.write_eof()
+                return True
+            return None
+        if self.busy:
+            self.keep_alive = False
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.relay.connections.discard(self)
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if self.tunnel:
+            self.tunnel = False
+            self.relay.counters.websocket(False)
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    # --- requests -----------------------------------------------------------------
+
+    def next_request(self) -> None:
+        """Parse the next request head in the buffer and send it on, or hand the
+        connection to mitmproxy if it is not ordinary."""
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if end < 0:
+            if len(buf) >= MAX_HEAD:  # mitmproxy has no limit: refuse here
+                self.fail(431, f"Request header fields too large (limit {MAX_HEAD} bytes)")
+            return
+        line_end = buf.find(b"\r\n")
+        request_line = bytes(buf[:line_end])
+        parts = request_line.split(b" ")
+        if (
+            len(parts) != 3
+            or parts[2] != b"HTTP/1.1"
+            or not _METHOD.fullmatch(parts[0])
+            or not _TARGET.fullmatch(parts[1])
+            or not _HEADER_LINES.fullmatch(buf, line_end + 2, end + 2)
+        ):
+            self.hand_off()
+            return
+        method, target = parts[0], parts[1]
+        where = classify(target.decode("latin-1"))
+        relay = self.relay
+        if where.kind == PathKind.USER:
+            route = relay.table.lookup(where.user, where.segment)
+            if route is None or route.scheme != "http":
+                self.hand_off()  # mitmproxy asks the hub (or speaks TLS upstream)
+                return
+            address, prefix, to_hub = (route.host, route.port), route.prefix, False
+        elif where.kind == PathKind.HUB and relay.hub_plain:
+            address, prefix, to_hub = relay.hub_address, None, True
+        else:
+            self.hand_off()  # a refused path: mitmproxy's 400
+            return
+        out = [request_line]
+        host = None
+        length = None
+        chunked = False
+        keep_alive = True
+        for line in bytes(buf[line_end + 2 : end]).split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            lower = name.lower()
+            if lower in _DROPPED:
+                continue
+            if lower == b"host":
+                if host is not None:
+                    self.hand_off()
+                    return
+                host = value.strip()
+            elif lower == b"content-length":
+                value = value.strip()
+                if length is not None or not value.isdigit():
+                    self.hand_off()
+                    return
+                length = int(value)
+            elif lower == b"transfer-encoding":
+                if chunked or value.strip().lower() != b"chunked":
+                    self.hand_off()
+                    return
+                chunked = True
+            elif lower == b"connection" and b"close" in value.lower():
+                keep_alive = False
+            out.append(line)
+        if host is None or (chunked and length is not None):
+            self.hand_off()
+            return
+        out.append(self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n")
+        head = b"\r\n".join(out) + b"\r\n"
+        del buf[: end + 4]
+        self.method = method
+        self.keep_alive = keep_alive
+        self.prefix = prefix
+        self.started = self.loop.time()
+        self.busy = True
+        if prefix is not None:
+            relay.sync.touch(prefix)
+        if chunked:
+            self.body = ChunkedBody()
+        elif length:
+            self.body = LengthBody(length)
+        else:
+            self.body = None
+        self.head = head
+        upstream = self.upstream
+        if upstream is not None and (upstream.address != address or upstream.lost):
+            upstream.close()
+            upstream = None
+        self.retry = upstream is not None and self.body is None  # a reused socket may be closing
+        if upstream is None:
+            upstream = self.upstream = UpstreamSide(self, address, to_hub)
+            upstream.connect()
+        else:
+            upstream.to_hub = to_hub
+        upstream.expect_response()
+        upstream.write(head)
+        if self.body is not None and buf:
+            self._forward_buffered_body()
+        self._hold_back()
+
+    def _forward_buffered_body(self) -> None:
+        buf, body, upstream = self.buf, self.body, self.upstream
+        assert body is not None and upstream is not None
+        data = bytes(buf)
+        try:
+            end = body.feed(data, 0)
+        except FramingError as exc:
+            self.fail(400, f"Bad request body: {exc}")
+            return
+        upstream.write(data[:end])
+        del buf[:end]
+        if body.done:
+            self.body = None
+
+    def _hold_back(self) -> None:
+        """Do not read far ahead of a pending response (pipelined requests)."""
+        if len(self.buf) > HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def response_done(self, keep_upstream: bool) -> None:
+        """The current response is complete on the client's socket."""
+        self.busy = False
+        if self.body is not None:  # answered before the request body ended (e.g. 413)
+            self.body = None
+            self.keep_alive = False
+        if not keep_upstream and self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if not self.keep_alive:
+            self.transport.close()
+            return
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+        if self.buf:
+            self.next_request()
+
+    def start_tunnel(self) -> None:
+        self.tunnel = True
+        self.busy = False
+        self.relay.counters.websocket(True)
+        if self.buf and self.upstream is not None:
+            self.upstream.write(bytes(self.buf))
+            self.buf.clear()
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def fail(self, status: int, message: str) -> None:
+        """An answer of the router's own, then close (the stream cannot go on)."""
+        self.relay.counters.error()
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if not self.closed:
+            reason = _REASONS.get(status, b"Error")
+            body = (message + "\n").encode()
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+            )
+            self._linger()
+        self.closed = True
+
+    def _linger(self) -> None:
+        """Close after the answer without resetting it away: a socket closed with
+        unread input sends RST, which can destroy the answer in flight. So shut
+        our side, read and drop what the client still sends, close a bit later."""
+        transport = self.transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if self.paused:
+            self.paused = False
+            transport.resume_reading()
+        self.loop.call_later(LINGER, transport.close)
+
+    def abort(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- to mitmproxy -------------------------------------------------------------
+
+    def hand_off(self) -> None:
+        """Give the connection, with what was read of it, to mitmproxy."""
+        self.relay.connections.discard(self)
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        transport = self.transport
+        reader = asyncio.StreamReader(limit=MAX_HEAD, loop=self.loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self.buf:
+            reader.feed_data(bytes(self.buf))
+            self.buf.clear()
+        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
+        if self.paused:
+            self.paused = False
+            transport.resume_reading()
+        self.closed = True  # this protocol no longer speaks for the socket
+        self.relay.spawn(self.relay.handoff(reader, writer))
+
+
+class UpstreamSide(asyncio.Protocol):
+    """The router's connection to one server (or the hub) for one client connection."""
+
+    def __init__(self, client: ClientSide, address: tuple[str, int], to_hub: bool) -> None:
+        self.client = client
+        self.address = address
+        self.to_hub = to_hub
+        self.transport: Any = None
+        self.pending: list[bytes] | None = []  # written before the connection is up
+        self.buf = bytearray()
+        self.body: LengthBody | ChunkedBody | None = None
+        self.reading_head = False
+        self.until_close = False
+        self.reusable = True
+        self.got_bytes = False
+        self.lost = False
+        self.status = 0
+
+    def connect(self) -> None:
+        client = self.client
+        if not client.paused:  # nothing more from the client until we can send it
+            client.paused = True
+            client.transport.pause_reading()
+        client.relay.spawn(self._connect())
+
+    async def _connect(self) -> None:
+        client = self.client
+        relay = client.relay
+        host, port = self.address
+        try:
+            await asyncio.wait_for(
+                client.loop.create_connection(lambda: self, host, port), relay.connect_timeout
+            )
+        except TimeoutError:
+            self._unreachable(f"connect timed out after {relay.connect_timeout:g} s")
+        except OSError as exc:
+            self._unreachable(exc.strerror or str(exc))
+
+    def _unreachable(self, why: str) -> None:
+        client = self.client
+        self.lost = True
+        if client.upstream is self:
+            where = client.prefix or "the hub"
+            client.fail(502, f"Bad gateway: cannot reach the server of {where}: {why}")
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        pending, self.pending = self.pending, None
+        client = self.client
+        if client.closed or client.upstream is not self:
+            transport.close()
+            return
+        if pending:
+            transport.write(b"".join(pending))
+        if client.paused and len(client.buf) <= HIGH_WATER:
+            client.paused = False
+            client.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        if self.pending is not None:
+            self.pending.append(data)
+        elif not self.lost:
+            self.transport.write(data)
+
+    def expect_response(self) -> None:
+        self.reading_head = True
+        self.got_bytes = False
+        self.until_close = False
+        self.body = None
+        self.status = 0
+        self.buf.clear()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        client = self.client
+        if not client.paused and not client.closed:
+            client.paused = True
+            client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        client = self.client
+        if client.paused and not client.closed and len(client.buf) <= HIGH_WATER:
+            client.paused = False
+            client.transport.resume_reading()
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- responses ----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        client.last_io = client.loop.time()
+        self.got_bytes = True
+        if client.tunnel:
+            client.write(data)
+            if client.prefix is not None:
+                client.relay.sync.touch(client.prefix)
+            return
+        if self.body is not None:
+            self._body(data, 0)
+            return
+        if not self.reading_head:
+            self.reusable = False  # bytes nobody asked for: never reuse this socket
+            self.close()
+            return
+        self.buf += data
+        self._head()
+
+    def _head(self) -> None:
+        client = self.client
+        while self.reading_head:
+            buf = self.buf
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    self._bad_response("response head too long")
+                return
+            head = bytes(buf[: end + 4])
+            rest = bytes(buf[end + 4 :])
+            buf.clear()
+            line_end = head.find(b"\r\n")
+            status_line = head[:line_end]
+            if status_line[:7] != b"HTTP/1." or len(status_line) < 12:
+                self._bad_response("not an HTTP/1 response")
+                return
+            code = status_line[9:12]
+            if not code.isdigit():
+                self._bad_response("bad status code")
+                return
+            status = int(code)
+            if 100 <= status < 200 and status != 101:
+                client.write(head)  # 100 Continue & co.; the final answer follows
+                buf += rest
+                continue
+            self.reading_head = False
+            self.status = status
+            length = None
+            chunked = False
+            reusable = status_line[7:8] == b"1"  # HTTP/1.1
+            location = b""
+            for line in head[line_end + 2 : end].split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                lower = name.lower()
+                if lower == b"content-length":
+                    value = value.strip()
+                    if not value.isdigit() or (length is not None and int(value) != length):
+                        self._bad_response("bad Content-Length")
+                        return
+                    length = int(value)
+                elif lower == b"transfer-encoding":
+                    chunked = value.strip().lower().endswith(b"chunked")
+                    if not chunked:
+                        reusable = False
+                elif lower == b"connection" and b"close" in value.lower():
+                    reusable = False
+                elif lower == b"location":
+                    location = value.strip()
+            if client.relay.hsts:
+                head = head[:-2] + client.relay.hsts + b"\r\n"
+            client.write(head)
+            if status == 101:
+                client.start_tunnel()
+                if rest:
+                    client.write(rest)
+                return
+            if self.to_hub and 300 <= status < 400 and location:
+                forget_redirected_miss(client.relay.sync, location.decode("latin-1"))
+            if client.method == b"HEAD" or status in _NO_BODY_STATUS:
+                self.body = LengthBody(0)
+            elif chunked:
+                self.body = ChunkedBody()
+            elif length is not None:
+                self.body = LengthBody(length)
+            else:
+                self.body = LengthBody(1 << 62)  # until the server closes
+                self.until_close = True
+                reusable = False
+            self.reusable = reusable
+            self._body(rest, 0)
+
+    def _body(self, data: bytes, start: int) -> None:
+        body = self.body
+        assert body is not None
+        client = self.client
+        try:
+            end = body.feed(data, start)
+        except FramingError:
+            self.reusable = False
+            client.abort()
+            return
+        if end > start:
+            client.write(data if start == 0 and end == len(data) else data[start:end])
+        if body.done:
+            self.body = None
+            if end < len(data):
+                self.reusable = False  # extra bytes after the response
+            self._complete()
+
+    def _complete(self) -> None:
+        client = self.client
+        if self.until_close:
+            client.keep_alive = False  # the client too can only see the end as a close
+        client.relay.counters.response(self.status, client.loop.time() - client.started)
+        client.response_done(self.reusable)
+
+    def _bad_response(self, why: str) -> None:
+        self.reusable = False
+        self.client.fail(502, f"Bad gateway: the server sent a bad response ({why})")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        client = self.client
+        if client.upstream is not self or client.closed:
+            return
+        if client.tunnel:
+            client.transport.close()
+            return
+        if self.body is not None and self.until_close:
+            self.body = None
+            self._complete()
+            return
+        if self.reading_head and client.busy:
+            if not self.got_bytes and client.retry and client.body is None:
+                client.retry = False  # a kept-alive socket the server had closed
+                fresh = client.upstream = UpstreamSide(client, self.address, self.to_hub)
+                fresh.connect()
+                fresh.expect_response()
+                fresh.write(client.head)
+                return
+            client.fail(502, "Bad gateway: the server closed the connection without answering")
+            return
+        if self.body is not None:
+            client.relay.counters.error()
+            client.abort()  # cut mid-body: the client must see it as incomplete
+            return
+        client.upstream = None  # idle socket closed by the server: fine
+
+
+def forget_redirected_miss(sync: Any, location: str) -> None:
+    """The hub sends the browser to /user/<name>/...: it believes that server
+    runs (it may be ready before our next sync, e.g. the hub's bounce after a
+    miss). Forget a cached "no route" for that user, so the redirected request
+    looks the route up instead of landing on the hub's page again."""
+    where = classify(urlsplit(location).path or "/")
+    if where.kind == PathKind.USER:
+        sync.forget_miss(where.user)
