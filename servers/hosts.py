@@ -14,7 +14,7 @@ sends `/user/<name>/` of any other name to the hub's page
 (routing/router/edges.py, SubdomainRouting). So such a user has no host
 (`user_host` is ""), and `is_hostless` lets the hub refuse to start a server
 nobody could reach, instead of escaping names the router would answer 404 for.
-DNS_LABEL is the router's rule; tests/servers/test_hosts.py keeps them equal.
+DNS_LABEL is the router's rule; tests/servers/test_subdomains.py keeps them equal.
 """
 
 from __future__ import annotations

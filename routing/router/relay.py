@@ -633,9 +633,10 @@ class UpstreamSide(asyncio.Protocol):
                 if len(buf) > MAX_HEAD:
                     self._bad_response("response head too long")
                 return
-            head = bytes(buf[: end + 4])
-            rest = bytes(buf[end + 4 :])
+            raw = bytes(buf)  # head, then whatever of the body came with it
             buf.clear()
+            head_end = end + 4
+            head = raw[:head_end]
             line_end = head.find(b"\r\n")
             status_line = head[:line_end]
             if status_line[:7] != b"HTTP/1." or len(status_line) < 12:
@@ -648,7 +649,7 @@ class UpstreamSide(asyncio.Protocol):
             status = int(code)
             if 100 <= status < 200 and status != 101:
                 client.write(head)  # 100 Continue & co.; the final answer follows
-                buf += rest
+                buf += raw[head_end:]
                 continue
             self.reading_head = False
             self.status = status
@@ -673,13 +674,14 @@ class UpstreamSide(asyncio.Protocol):
                     reusable = False
                 elif lower == b"location":
                     location = value.strip()
+            write_from = 0  # the head goes out unchanged, with the body bytes: one send
             if client.relay.hsts:
-                head = head[:-2] + client.relay.hsts + b"\r\n"
-            client.write(head)
+                client.write(head[:-2] + client.relay.hsts + b"\r\n")
+                write_from = head_end
             if status == 101:
+                if write_from < len(raw):
+                    client.write(raw[write_from:] if write_from else raw)
                 client.start_tunnel()
-                if rest:
-                    client.write(rest)
                 return
             if self.to_hub and 300 <= status < 400 and location:
                 forget_redirected_miss(client.relay.sync, location.decode("latin-1"))
@@ -694,9 +696,10 @@ class UpstreamSide(asyncio.Protocol):
                 self.until_close = True
                 reusable = False
             self.reusable = reusable
-            self._body(rest, 0)
+            self._body(raw, head_end, write_from)
 
-    def _body(self, data: bytes, start: int) -> None:
+    def _body(self, data: bytes, start: int, write_from: int | None = None) -> None:
+        """Frame DATA[START:] as body; send DATA[WRITE_FROM or START : body end]."""
         body = self.body
         assert body is not None
         client = self.client
@@ -706,8 +709,9 @@ class UpstreamSide(asyncio.Protocol):
             self.reusable = False
             client.abort()
             return
-        if end > start:
-            client.write(data if start == 0 and end == len(data) else data[start:end])
+        low = start if write_from is None else write_from
+        if end > low:
+            client.write(data if low == 0 and end == len(data) else data[low:end])
         if body.done:
             self.body = None
             if end < len(data):
