@@ -260,7 +260,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
         loop.create_task(sync.sync_forever()),
         loop.create_task(sync.report_activity_forever()),
     ]
-    if os.environ.get("HUB_ROUTER_RELAY", "1") != "0" and edges.relay_allowed:
+    if os.environ.get("HUB_ROUTER_RELAY", "1") != "0":
         from routing.router.relay import Counters, Relay
 
         relay = Relay(
@@ -269,6 +269,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
             callback,
             counters=Counters(edges.metrics_addon),
             hsts=edges.hsts,
+            serves_here=edges.subdomains.serves_here if edges.subdomains else None,
             connect_timeout=config.edges.connect_timeout,
             idle_timeout=config.edges.idle_timeout,
         )

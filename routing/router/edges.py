@@ -269,6 +269,9 @@ class EdgeWorker:
         self.board: Any = None
         self.metrics_server: Any = None
         self.metrics_addon: Any = None  # also counts for the native relay
+        self.subdomains = (
+            SubdomainRouting(edges.subdomain_host, edges.scheme) if edges.subdomain_host else None
+        )
         if edges.metrics:
             from routing.router import metrics
 
@@ -280,9 +283,7 @@ class EdgeWorker:
                 self.metrics_server = metrics.MetricsServer(self.board, sock)
 
     def addons_before(self) -> list[Any]:
-        if self.edges.subdomain_host:
-            return [SubdomainRouting(self.edges.subdomain_host, self.edges.scheme)]
-        return []
+        return [self.subdomains] if self.subdomains is not None else []
 
     def addons_after(self) -> list[Any]:
         found: list[Any] = []
@@ -301,12 +302,6 @@ class EdgeWorker:
         if self.edges.tls and self.edges.hsts_max_age:
             return f"max-age={self.edges.hsts_max_age}"
         return ""
-
-    @property
-    def relay_allowed(self) -> bool:
-        """Subdomain routing decides per request in a mitmproxy add-on; with it on,
-        every connection goes through mitmproxy."""
-        return not self.edges.subdomain_host
 
     async def start(self, sync: Any, public_port: int) -> list[asyncio.Task[Any]]:
         """Background work of the edges; returns the tasks to cancel at shutdown."""
@@ -389,6 +384,16 @@ class SubdomainRouting:
         self.suffix = "." + domain
         self.scheme = scheme
 
+    def label(self, host: str) -> str:
+        """'alice' for 'alice.hub.example.org' (a bare name, lowercased), else ''."""
+        label = host[: -len(self.suffix)] if host.endswith(self.suffix) else ""
+        return label if "." not in label else ""
+
+    def serves_here(self, host_header: str, user: str) -> bool:
+        """The one case the native relay forwards itself: /user/<name>/ on <name>'s
+        own host. Every other /user/ request goes to mitmproxy and this add-on."""
+        return self.label(split_host(host_header)[0]) == user
+
     def requestheaders(self, flow: Any) -> None:
         from mitmproxy import exceptions, http
 
@@ -399,8 +404,8 @@ class SubdomainRouting:
         if where.kind != PathKind.USER:
             return  # hub paths go to the hub, bad paths are refused by RouterAddon
         host, port = split_host(request.host_header or "")
-        label = host[: -len(self.suffix)] if host.endswith(self.suffix) else ""
-        if label and "." not in label:
+        label = self.label(host)
+        if label:
             if where.user != label:
                 flow.response = http.Response.make(
                     404,

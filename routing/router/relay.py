@@ -21,7 +21,8 @@ turns the connection into a byte tunnel (WebSockets: nothing is kept per
 message; activity is counted per chunk).
 
 Anything else (HTTP/1.0, a malformed or oversized head, a path trick, a user
-whose route must be asked of the hub, an https upstream) is handed, with the
+whose route must be asked of the hub, an https upstream, in subdomain mode a
+/user/ path on any host but that user's own) is handed, with the
 bytes already read, to mitmproxy's connection handler, which then owns that
 connection for the rest of its life and answers exactly as before. The
 hand-over uses only asyncio's public API (`transport.set_protocol`, a
@@ -160,6 +161,7 @@ class Relay:
         *,
         counters: Counters | None = None,
         hsts: str = "",
+        serves_here: Callable[[str, str], bool] | None = None,
         connect_timeout: float = 10.0,
         idle_timeout: float = 600.0,
     ) -> None:
@@ -170,6 +172,7 @@ class Relay:
         self.handoff = handoff
         self.counters = counters or Counters()
         self.hsts = b"Strict-Transport-Security: " + hsts.encode() + b"\r\n" if hsts else b""
+        self.serves_here = serves_here  # subdomain mode: is this user's path on its host?
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.connections: set[ClientSide] = set()
@@ -359,6 +362,10 @@ class ClientSide(asyncio.Protocol):
             out.append(line)
         if host is None or (chunked and length is not None):
             self.hand_off()
+            return
+        serves_here = relay.serves_here
+        if serves_here and prefix and not serves_here(host.decode("latin-1"), where.user):
+            self.hand_off()  # another user's path, or the bare host: its add-on decides
             return
         out.append(self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n")
         head = b"\r\n".join(out) + b"\r\n"

@@ -307,3 +307,25 @@ def test_the_relay_can_be_turned_off(relay_world, monkeypatch):
     finally:
         router.stop()
         hub.stop()
+
+
+def test_subdomain_mode_relays_a_users_own_host_and_hands_the_rest_to_mitmproxy(relay_world):
+    backend, _ = relay_world
+    state = HubState()
+    hub = Running(make_hub(state))
+    state.set_route("/user/raw/", backend.url)
+    state.set_route("/user/bob/", backend.url)
+    router = launch_router(hub.url, TOKEN, extra=["--subdomain-host", "hub.example.org"])
+    own = b"Host: raw.hub.example.org\r\n"
+    try:
+        data = (
+            b"GET /user/raw/mine HTTP/1.1\r\n" + own + b"\r\n"
+            b"GET /user/bob/theirs HTTP/1.1\r\n" + own + b"\r\n"
+        )
+        got = exchange(router.port, data, b"serves /user/raw/ only")
+        assert got.startswith(b"HTTP/1.1 200 OK") and b"/user/raw/mine" in got
+        assert b"HTTP/1.1 404" in got
+        assert not any(seen[1].startswith(b"/user/bob/") for seen in backend.seen)
+    finally:
+        router.stop()
+        hub.stop()
