@@ -105,8 +105,9 @@ class SyncPolicy:
     # "no such route" answers are reused this long. Short on purpose: every miss is
     # forwarded to the hub's page anyway (which costs the hub more than a lookup), and
     # a client polling a server that just became ready must see it within ~0.1 s
-    # (bench/router.py "route propagation", polling: 1 s here gave p99 ~0.8 s).
-    negative_ttl: float = 0.05
+    # (bench/router.py "route propagation", polling: 1 s here gave p99 ~0.8 s, 50 ms
+    # gave p99 50-120 ms depending on how fast the hub renders its page).
+    negative_ttl: float = 0.025
     max_lookups: int = 4  # concurrent lookups per process; beyond: treat as a miss
     activity_every: float = 5.0
     stale_backoff: float = 2.0

@@ -13,6 +13,7 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
+from routing.router.client import SyncPolicy
 from tests.live import wait_for
 from tests.routing.conftest import launch_router
 from tests.routing.fakes import TOKEN, HubState, Running, make_backend, make_hub
@@ -155,7 +156,7 @@ def test_a_miss_is_resolved_by_an_immediate_lookup(hub_state, backend, router):
 
 
 def test_a_flood_for_unknown_users_is_absorbed_by_the_negative_cache(hub_state, router):
-    """At most one lookup per negative-cache window (50 ms) per worker, plus the
+    """At most one lookup per negative-cache window (25 ms) per worker, plus the
     ones in flight, however many requests come: the bound is counted from the
     flood's own duration, so a slow machine does not make it flaky."""
     requests_sent = 5 * 40
@@ -170,7 +171,7 @@ def test_a_flood_for_unknown_users_is_absorbed_by_the_negative_cache(hub_state, 
         t.start()
     for t in threads:
         t.join()
-    windows = (time.monotonic() - started) / 0.05 + 1
+    windows = (time.monotonic() - started) / SyncPolicy().negative_ttl + 1
     ghost_lookups = [p for p in hub_state.lookups if p.startswith("/user/ghost/")]
     assert 1 <= len(ghost_lookups) <= windows + 5  # the fixture runs one worker
     assert len(ghost_lookups) < requests_sent
