@@ -20,9 +20,12 @@ chunk sizes, so the connection can be reused. A `101 Switching Protocols`
 turns the connection into a byte tunnel (WebSockets: nothing is kept per
 message; activity is counted per chunk).
 
-Anything else (HTTP/1.0, a malformed or oversized head, a path trick, a user
-whose route must be asked of the hub, an https upstream, in subdomain mode a
-/user/ path on any host but that user's own) is handed, with the
+A user the table does not know is looked up at the hub first (RouteSync.resolve:
+misses cached briefly, lookups capped), then sent to the server found or to the
+hub's page for it (/hub/user/...), still on the relay.
+
+Anything else (HTTP/1.0, a malformed head, a path trick, an https upstream, in
+subdomain mode a /user/ path on any host but that user's own) is handed, with the
 bytes already read, to mitmproxy's connection handler, which then owns that
 connection for the rest of its life and answers exactly as before. The
 hand-over uses only asyncio's public API (`transport.set_protocol`, a
@@ -217,6 +220,7 @@ class ClientSide(asyncio.Protocol):
         self.started = 0.0
         self.method = b""
         self.head = b""  # the forwarded head of the current request (one retry)
+        self.pending_body: LengthBody | ChunkedBody | None = None
         self.retry = False
         self.last_io = 0.0
         self.forwarded = b""  # X-Forwarded-For/Proto lines, fixed per connection
@@ -320,18 +324,10 @@ class ClientSide(asyncio.Protocol):
         method, target = parts[0], parts[1]
         where = classify(target.decode("latin-1"))
         relay = self.relay
-        if where.kind == PathKind.USER:
-            route = relay.table.lookup(where.user, where.segment)
-            if route is None or route.scheme != "http":
-                self.hand_off()  # mitmproxy asks the hub (or speaks TLS upstream)
-                return
-            address, prefix, to_hub = (route.host, route.port), route.prefix, False
-        elif where.kind == PathKind.HUB and relay.hub_plain:
-            address, prefix, to_hub = relay.hub_address, None, True
-        else:
+        if where.kind == PathKind.BAD or (where.kind == PathKind.HUB and not relay.hub_plain):
             self.hand_off()  # a refused path: mitmproxy's 400
             return
-        out = [request_line]
+        lines = [b""]  # the request line goes in first, once the target is final
         host = None
         length = None
         chunked = False
@@ -359,30 +355,85 @@ class ClientSide(asyncio.Protocol):
                 chunked = True
             elif lower == b"connection" and b"close" in value.lower():
                 keep_alive = False
-            out.append(line)
+            lines.append(line)
         if host is None or (chunked and length is not None):
             self.hand_off()
             return
-        serves_here = relay.serves_here
-        if serves_here and prefix and not serves_here(host.decode("latin-1"), where.user):
-            self.hand_off()  # another user's path, or the bare host: its add-on decides
-            return
-        out.append(self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n")
-        head = b"\r\n".join(out) + b"\r\n"
+        lines.append(self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n")
         del buf[: end + 4]
         self.method = method
         self.keep_alive = keep_alive
-        self.prefix = prefix
         self.started = self.loop.time()
         self.busy = True
+        # the body is forwarded once the head has gone out (after a lookup, maybe)
+        self.pending_body = ChunkedBody() if chunked else LengthBody(length) if length else None
+        if where.kind == PathKind.HUB:
+            self.forward(lines, request_line, relay.hub_address, None, True)
+            return
+        serves_here = relay.serves_here
+        if serves_here and not serves_here(host.decode("latin-1"), where.user):
+            self.unread(lines, request_line)
+            self.hand_off()  # another user's path, or the bare host: its add-on decides
+            return
+        route = relay.table.lookup(where.user, where.segment)
+        if route is None:
+            self._pause()
+            relay.spawn(self._resolve(lines, request_line, where.user, where.segment, target))
+        elif route.scheme != "http":
+            self.unread(lines, request_line)
+            self.hand_off()  # mitmproxy speaks TLS to this server
+        else:
+            self.forward(lines, request_line, (route.host, route.port), route.prefix, False)
+
+    async def _resolve(
+        self, lines: list[bytes], request_line: bytes, user: str, segment: str, target: bytes
+    ) -> None:
+        """A user the table does not know: ask the hub (RouteSync.resolve caches
+        misses and caps concurrent lookups), then forward to the server, or to
+        the hub's page for it (/hub/user/...), which tells the user what is up."""
+        path = target.split(b"?", 1)[0].decode("latin-1")
+        try:
+            route = await self.relay.sync.resolve(user, segment, path)
+        except Exception as exc:  # never leave the client hanging on a lookup
+            log.warning("route lookup for %s failed: %s", path, exc)
+            route = None
+        if self.closed:
+            return
+        if route is not None and route.scheme == "http":
+            self.forward(lines, request_line, (route.host, route.port), route.prefix, False)
+        elif route is None:
+            method, _, rest = request_line.partition(b" ")
+            hub_line = method + b" /hub" + rest
+            self.forward(lines, hub_line, self.relay.hub_address, None, True)
+        else:
+            self.unread(lines, request_line)
+            self.hand_off()
+        self._resume()
+
+    def unread(self, lines: list[bytes], request_line: bytes) -> None:
+        """Put a parsed head back in front of the buffer, as the client sent it
+        (minus the X-Forwarded-* it may not set), for mitmproxy to read."""
+        lines[0] = request_line
+        self.buf[:0] = b"\r\n".join(lines[:-1]) + b"\r\n\r\n"
+        self.busy = False
+        self.body = None
+
+    def forward(
+        self,
+        lines: list[bytes],
+        request_line: bytes,
+        address: tuple[str, int],
+        prefix: str | None,
+        to_hub: bool,
+    ) -> None:
+        """Send the head (and any body bytes already read) to ADDRESS."""
+        lines[0] = request_line
+        head = b"\r\n".join(lines) + b"\r\n"
+        relay = self.relay
+        self.prefix = prefix
         if prefix is not None:
             relay.sync.touch(prefix)
-        if chunked:
-            self.body = ChunkedBody()
-        elif length:
-            self.body = LengthBody(length)
-        else:
-            self.body = None
+        self.body = self.pending_body
         self.head = head
         upstream = self.upstream
         if upstream is not None and (upstream.address != address or upstream.lost):
@@ -396,9 +447,23 @@ class ClientSide(asyncio.Protocol):
             upstream.to_hub = to_hub
         upstream.expect_response()
         upstream.write(head)
-        if self.body is not None and buf:
+        if self.body is not None and self.buf:
             self._forward_buffered_body()
         self._hold_back()
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Read again, unless an upstream connect or a full buffer holds us back."""
+        upstream = self.upstream
+        if self.closed or (upstream is not None and upstream.pending is not None):
+            return
+        if self.paused and len(self.buf) <= HIGH_WATER:
+            self.paused = False
+            self.transport.resume_reading()
 
     def _forward_buffered_body(self) -> None:
         buf, body, upstream = self.buf, self.body, self.upstream

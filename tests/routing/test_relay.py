@@ -329,3 +329,24 @@ def test_subdomain_mode_relays_a_users_own_host_and_hands_the_rest_to_mitmproxy(
     finally:
         router.stop()
         hub.stop()
+
+
+def test_a_miss_is_looked_up_and_the_connection_stays_on_the_relay(relay_world):
+    """The relay's own 502 text on the last answer shows that the connection was
+    never handed to mitmproxy after the lookups (mitmproxy answers in HTML)."""
+    backend, _ = relay_world
+    state = HubState()
+    hub = Running(make_hub(state))
+    router = launch_router(hub.url, TOKEN)
+    try:
+        state.set_route("/user/late/", backend.url)  # after the router's first sync
+        state.set_route("/user/gone/", "http://127.0.0.1:9")  # nothing listens there
+        data = get(b"/user/late/first") + get(b"/user/ghost/x") + get(b"/user/gone/y")
+        got = exchange(router.port, data, b"cannot reach the server of /user/gone/")
+        assert got.startswith(b"HTTP/1.1 200 OK") and b"/user/late/first" in got
+        assert b'"path": "/hub/user/ghost/x"' in got  # the hub's page for a user with no server
+        assert b"text/plain" in got.rsplit(b"HTTP/1.1 502", 1)[1]
+        assert "/user/ghost/x" in state.lookups
+    finally:
+        router.stop()
+        hub.stop()
