@@ -12,9 +12,9 @@ So each public connection starts here. A request is *ordinary* when it is
 HTTP/1.1 with an origin-form target, a well-formed head (one regular
 expression checks every header line), at most one Content-Length or a
 `Transfer-Encoding: chunked` (never both), and its path goes to the hub or to
-a route already in the table over plain HTTP. Ordinary requests are forwarded
-with the head re-written only by dropping client-sent `X-Forwarded-*` and
-appending the router's own; bodies stream both ways with flow control (a
+a route (in the table, or found by a lookup) over plain HTTP. Ordinary
+requests are forwarded with the head re-written only by dropping client-sent
+`X-Forwarded-*` and appending the router's own; bodies stream both ways with flow control (a
 full socket pauses the other side), framed by Content-Length or by walking
 chunk sizes, so the connection can be reused. A `101 Switching Protocols`
 turns the connection into a byte tunnel (WebSockets: nothing is kept per
