@@ -53,6 +53,7 @@ class EdgeConfig:
     redirect_port: int | None = None
     hsts_max_age: int = 31_536_000
     subdomain_host: str | None = None
+    public_scheme: str | None = None  # what browsers use, when TLS ends before us
     connect_timeout: float = 10.0
     idle_timeout: float = 600.0
     metrics_host: str | None = None
@@ -67,6 +68,11 @@ class EdgeConfig:
     @property
     def scheme(self) -> str:
         return "https" if self.tls else "http"
+
+    @property
+    def redirect_scheme(self) -> str:
+        """The scheme of the subdomain redirects: browsers' scheme, not ours."""
+        return self.public_scheme or self.scheme
 
     @property
     def metrics(self) -> bool:
@@ -102,6 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-user subdomains: <user>.HOST serves /user/<user>/ (env HUB_SUBDOMAIN_HOST)",
     )
     parser.add_argument(
+        "--public-scheme",
+        choices=("http", "https"),
+        default=_public_scheme(env.get("HUB_PUBLIC_URL", "")),
+        help="scheme of subdomain redirects when a load balancer terminates TLS "
+        "(default: that of env HUB_PUBLIC_URL, else https with --tls-cert, else http)",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -120,6 +133,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--metrics-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def _public_scheme(public_url: str) -> str | None:
+    scheme = public_url.partition("://")[0].lower() if "://" in public_url else ""
+    return scheme if scheme in ("http", "https") else None
 
 
 def from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> EdgeConfig:
@@ -158,6 +176,7 @@ def from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Edge
         redirect_port=args.redirect_port,
         hsts_max_age=args.hsts_max_age,
         subdomain_host=subdomain,
+        public_scheme=args.public_scheme,
         connect_timeout=args.connect_timeout,
         idle_timeout=args.idle_timeout,
         metrics_host=metrics_host,
@@ -246,6 +265,8 @@ def worker_args(
         args += ["--redirect-port", str(redirect_port)]
     if edges.subdomain_host:
         args += ["--subdomain-host", edges.subdomain_host]
+    if edges.public_scheme:
+        args += ["--public-scheme", edges.public_scheme]
     if metrics_fd is not None:
         args += ["--metrics-listen", f"{edges.metrics_host}:0", "--metrics-fd", str(metrics_fd)]
     return args
@@ -270,7 +291,9 @@ class EdgeWorker:
         self.metrics_server: Any = None
         self.metrics_addon: Any = None  # also counts for the native relay
         self.subdomains = (
-            SubdomainRouting(edges.subdomain_host, edges.scheme) if edges.subdomain_host else None
+            SubdomainRouting(edges.subdomain_host, edges.redirect_scheme)
+            if edges.subdomain_host
+            else None
         )
         if edges.metrics:
             from routing.router import metrics

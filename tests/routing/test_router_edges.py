@@ -198,6 +198,13 @@ def test_user_paths_are_never_served_from_another_origin(subdomains, host):
     assert response.getheader("Location") == expected
 
 
+def test_redirects_use_the_public_scheme_when_tls_ends_before_the_router(world):
+    _, start = world
+    router = start("--subdomain-host", "hub.example.org", "--public-scheme", "https")
+    response = raw(router.port, "/user/alice/lab", "hub.example.org")
+    assert response.getheader("Location") == "https://alice.hub.example.org/user/alice/lab"
+
+
 def test_hub_stays_on_the_bare_host_and_is_the_default_elsewhere(subdomains):
     seen = json.loads(raw(subdomains.port, "/hub/home", "hub.example.org").body)
     assert (seen["who"], seen["path"]) == ("hub", "/hub/home")
