@@ -74,13 +74,20 @@ def test_unknown_database_scheme_is_a_clear_error():
         env.parse_database_url("oracle://x/y")
 
 
-def test_hub_refuses_to_start_with_a_bad_setting(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("HUB_SPAWNER", "docker", "HUB_SPAWNER must be one of local"),
+        ("HUB_SUBDOMAIN_HOST", "https://hub.x", "HUB_SUBDOMAIN_HOST must be a DNS name"),
+    ],
+)
+def test_hub_refuses_to_start_with_a_bad_setting(tmp_path, name, value, message):
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
-        env={**os.environ, "HUB_DATA_DIR": str(tmp_path), "HUB_SPAWNER": "docker"},
+        env={**os.environ, "HUB_DATA_DIR": str(tmp_path), name: value},
         capture_output=True,
         text=True,
     )
     assert result.returncode != 0
-    assert "HUB_SPAWNER must be one of local" in result.stderr
+    assert message in result.stderr
