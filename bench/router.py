@@ -3,7 +3,7 @@
 Every proxy forwards /user/alice/... to the same node backend (any path -> a
 1 KiB body, keep-alive; WebSocket echo with the `ws` package), installed on
 first use into bench/.work (npm). Our router gets its routes from a tiny fake
-hub (the route API of CONTRACTS.md, in this process); CHP gets its route
+hub (the route API of routing/api/views.py, in this process); CHP gets its route
 through its REST API. Rounds are interleaved (the order flips every round) so
 drift on a shared machine hits every proxy; the table shows medians and ratios
 vs CHP from the same rounds, plus the targets of issue 3 with met / not met.
@@ -257,7 +257,7 @@ def start_router(
 
 
 class FakeHub:
-    """The route API of CONTRACTS.md over a fixed table (changes: none)."""
+    """The route API of routing/api/views.py over a fixed table (changes: none)."""
 
     def __init__(self, routes: dict[str, dict[str, str]]) -> None:
         self.routes = routes
