@@ -8,6 +8,7 @@ import http.client
 import ipaddress
 import json
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -121,6 +122,27 @@ def test_tls_is_terminated_and_backends_see_https_with_hsts(tls_router):
     assert (seen["who"], seen["path"], seen["xfproto"]) == ("alice", "/user/alice/lab?x=1", "https")
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert requests.get(router.url + "/hub/home", verify=cert, timeout=15).json()["who"] == "hub"
+
+
+def test_over_tls_a_path_trick_after_an_ordinary_request_is_refused_by_mitmproxy(tls_router):
+    """The relay hands a TLS connection mid-way to mitmproxy (set_protocol on the
+    SSL transport): the refusal must come back on the same encrypted stream."""
+    router, cert = tls_router
+    context = ssl.create_default_context(cafile=cert)
+    plain = socket.create_connection(("127.0.0.1", router.port), timeout=15)
+    with context.wrap_socket(plain, server_hostname="localhost") as sock:
+        sock.sendall(
+            b"GET /user/alice/fine HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            b"GET /user/alice/../bob/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
+        got = b""
+        while b"dot segment" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200 OK") and b'"who": "alice"' in got
+    assert b"HTTP/1.1 400" in got and b"dot segment" in got
 
 
 def test_plain_http_on_the_tls_port_gets_no_answer(tls_router):
