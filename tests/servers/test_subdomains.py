@@ -118,27 +118,23 @@ def test_spawner_env_is_relative_when_subdomains_are_off(alice, settings):
 # --- hub pages send browsers to the user's host ---------------------------------
 
 
-def test_spawn_page_of_a_running_server_redirects_to_the_user_host(as_alice, alice, subdomains):
-    ServerFactory(user=alice, name="work", state=State.RUNNING)
-    response = as_alice.get("/hub/spawn/alice/work")
-    assert response["Location"] == f"https://alice.{DOMAIN}/user/alice/work/"
-
-
-def test_pending_page_of_a_running_server_keeps_next_on_the_user_host(as_alice, alice, subdomains):
-    ServerFactory(user=alice, state=State.RUNNING)
-    response = as_alice.get("/hub/spawn-pending/alice?next=/user/alice/lab/tree/x.ipynb")
-    assert response["Location"] == f"https://alice.{DOMAIN}/user/alice/lab/tree/x.ipynb"
-
-
-def test_user_redirect_goes_to_the_user_host(as_alice, subdomains):
-    response = as_alice.get("/hub/user-redirect/lab/tree/x.ipynb?kernel=py")
-    assert response["Location"] == f"https://alice.{DOMAIN}/user/alice/lab/tree/x.ipynb?kernel=py"
-
-
-def test_router_fallback_bounces_a_running_server_to_the_user_host(as_alice, alice, subdomains):
-    ServerFactory(user=alice, state=State.RUNNING)
-    response = as_alice.get("/hub/user/alice/lab")
-    assert response["Location"] == f"https://alice.{DOMAIN}/user/alice/lab?redirects=1"
+@pytest.mark.parametrize(
+    ("server", "page", "location"),
+    [
+        ("work", "/hub/spawn/alice/work", "/user/alice/work/"),
+        ("", "/hub/spawn-pending/alice?next=/user/alice/lab/x.ipynb", "/user/alice/lab/x.ipynb"),
+        (None, "/hub/user-redirect/lab/x.ipynb?kernel=py", "/user/alice/lab/x.ipynb?kernel=py"),
+        ("", "/hub/user/alice/lab", "/user/alice/lab?redirects=1"),  # the router's fallback
+    ],
+)
+def test_hub_pages_send_the_browser_to_the_user_host(
+    as_alice, alice, subdomains, server, page, location
+):
+    """Spawn page, pending page (keeping `next`), user-redirect and the router's
+    fallback page of a running server all answer with the user's own host."""
+    if server is not None:
+        ServerFactory(user=alice, name=server, state=State.RUNNING)
+    assert as_alice.get(page)["Location"] == f"https://alice.{DOMAIN}{location}"
 
 
 def test_home_page_links_to_the_user_host(as_alice, alice, subdomains):
