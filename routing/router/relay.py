@@ -679,6 +679,8 @@ class UpstreamSide(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         client = self.client
+        if self.lost or client.upstream is not self:
+            return  # a socket being closed (replaced, or its client gone)
         client.last_io = client.loop.time()
         self.got_bytes = True
         if client.tunnel:
