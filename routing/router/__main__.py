@@ -8,6 +8,11 @@ processes that share the port through SO_REUSEPORT, each with its own route
 table synced from the hub; a worker that dies is restarted. Workers run with
 `python -O`: mitmproxy's per-field type checks are asserts (~12% of its CPU).
 Logs "router listening on http://HOST:PORT" on stderr once every worker listens.
+
+In a worker, each public connection starts in the native HTTP/1.1 relay
+(routing/router/relay.py), which hands anything but ordinary requests to a
+minimal mitmproxy master (proxyserver + RouterAddon); HUB_ROUTER_RELAY=0 gives
+every connection to mitmproxy.
 """
 
 from __future__ import annotations

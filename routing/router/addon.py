@@ -24,7 +24,6 @@ from mitmproxy.proxy import layer, layers
 from mitmproxy.proxy.layers.http import HTTPMode
 
 from routing.router.client import RouteSync
-from routing.router.relay import forget_redirected_miss
 from routing.router.table import Classified, PathKind, Route, classify
 
 _ROUTE_KEY = "router.prefix"
@@ -112,7 +111,7 @@ class RouterAddon:
                 self._hub_redirected(response)
 
     def _hub_redirected(self, response: http.Response) -> None:
-        forget_redirected_miss(self.sync, response.headers.get("Location", ""))
+        self.sync.hub_redirected(response.headers.get("Location", ""))
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         # mitmproxy keeps every message of a live socket otherwise (unbounded RSS).

@@ -18,10 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from routing.router.table import Route, RouteTable, apply_changes, build_routes, parse_route
+from routing.router.table import (
+    PathKind,
+    Route,
+    RouteTable,
+    apply_changes,
+    build_routes,
+    classify,
+    parse_route,
+)
 
 log = logging.getLogger("routing.router")
 
@@ -210,6 +219,15 @@ class RouteSync:
     def forget_miss(self, user: str) -> None:
         """Drop a cached "no route" for USER (the hub says its server runs)."""
         self._negative.pop(user, None)
+
+    def hub_redirected(self, location: str) -> None:
+        """The hub sends the browser to /user/<name>/...: it believes that server
+        runs (it may be ready before our next sync, e.g. the hub's bounce after a
+        miss). Forget a cached "no route" for that user, so the redirected request
+        looks the route up instead of landing on the hub's page again."""
+        where = classify(urlsplit(location).path or "/")
+        if where.kind == PathKind.USER:
+            self.forget_miss(where.user)
 
     def _remember_miss(self, user: str, now: float) -> None:
         if len(self._negative) > 10_000:

@@ -39,7 +39,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from routing.router.table import PathKind, classify
 
@@ -758,7 +757,7 @@ class UpstreamSide(asyncio.Protocol):
                 client.start_tunnel()
                 return
             if self.to_hub and 300 <= status < 400 and location:
-                forget_redirected_miss(client.relay.sync, location.decode("latin-1"))
+                client.relay.sync.hub_redirected(location.decode("latin-1"))
             if client.method == b"HEAD" or status in _NO_BODY_STATUS:
                 self.body = LengthBody(0)
             elif chunked:
@@ -830,13 +829,3 @@ class UpstreamSide(asyncio.Protocol):
             client.abort()  # cut mid-body: the client must see it as incomplete
             return
         client.upstream = None  # idle socket closed by the server: fine
-
-
-def forget_redirected_miss(sync: Any, location: str) -> None:
-    """The hub sends the browser to /user/<name>/...: it believes that server
-    runs (it may be ready before our next sync, e.g. the hub's bounce after a
-    miss). Forget a cached "no route" for that user, so the redirected request
-    looks the route up instead of landing on the hub's page again."""
-    where = classify(urlsplit(location).path or "/")
-    if where.kind == PathKind.USER:
-        sync.forget_miss(where.user)

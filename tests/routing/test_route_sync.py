@@ -1,0 +1,68 @@
+"""RouteSync's miss handling against the fake hub over real HTTP: cached "no
+route" answers, and the hub's redirect to a user's server clearing them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from routing.router.client import HubClient, RouteSync
+from tests.routing.fakes import TOKEN, HubState, Running, make_hub
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def hub() -> Iterator[tuple[HubState, Running]]:
+    state = HubState()
+    server = Running(make_hub(state))
+    yield state, server
+    server.stop()
+
+
+@pytest.fixture
+def sync(hub) -> tuple[RouteSync, HubState, Clock]:
+    state, server = hub
+    clock = Clock()
+    return RouteSync(HubClient(server.url, TOKEN), clock=clock), state, clock
+
+
+def resolve(sync: RouteSync, user: str) -> object:
+    return asyncio.run(sync.resolve(user, "", f"/user/{user}/lab"))
+
+
+def test_a_miss_is_cached_until_its_time_is_up(sync):
+    routes, state, clock = sync
+    assert resolve(routes, "ghost") is None
+    assert resolve(routes, "ghost") is None
+    assert len(state.lookups) == 1
+    clock.now += routes.policy.negative_ttl + 0.001
+    assert resolve(routes, "ghost") is None
+    assert len(state.lookups) == 2
+
+
+def test_the_hubs_redirect_to_a_users_server_clears_its_cached_miss(sync):
+    routes, state, _ = sync
+    assert resolve(routes, "late") is None
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    routes.hub_redirected("/user/late/lab?redirects=1")
+    route = resolve(routes, "late")
+    assert route is not None and route.prefix == "/user/late/"
+
+
+def test_other_hub_redirects_keep_the_cached_miss(sync):
+    routes, state, _ = sync
+    assert resolve(routes, "late") is None
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    routes.hub_redirected("/hub/login?next=%2Fuser%2Flate%2Flab")
+    routes.hub_redirected("/user/other/")
+    assert resolve(routes, "late") is None
+    assert len(state.lookups) == 1
