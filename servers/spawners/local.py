@@ -26,13 +26,14 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from servers.spawners import zygote
 from servers.spawners.base import Progress, Spawner, SpawnError, SpawnSpec, Started, hub_environment
+from servers.spawners.zygote import process_start_time  # stdlib-only, shared with the zygote
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +49,35 @@ def parse_bytes(value: str) -> int:
     return int(text)
 
 
+def launch_detached(
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start CMD in its own session (stopped as a process group), output appended
+    to LOG_PATH, and reaped by a thread when it exits so that a dead server or
+    zygote never lingers as a zombie."""
+    with open(log_path, "ab") as logfile:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return proc
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat: tells a live server from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):
-        return None  # exited, not yet reaped
-    return fields[19]
 
 
 class LocalProcessSpawner(Spawner):
@@ -143,19 +157,7 @@ class LocalProcessSpawner(Spawner):
         limit: int | None,
     ) -> Started:
         url = f"http://127.0.0.1:{port}"
-        with open(log_path, "ab") as logfile:
-            proc = subprocess.Popen(
-                cmd,
-                env=env,
-                cwd=spec.home,
-                stdin=subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=lambda: _apply_limits(limit),
-            )
-        # reap it when it exits, so a dead server does not linger as a zombie
-        threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+        proc = launch_detached(cmd, env, spec.home, log_path, preexec=lambda: _apply_limits(limit))
         state = {"pid": proc.pid, "port": port, "started": process_start_time(proc.pid)}
         state["log"] = str(log_path)
         return Started(url=url, state=state)
@@ -288,17 +290,7 @@ class Zygotes:
             args = ["--socket", str(sock), "--entrypoint", str(entrypoint)]
             args += ["--stamp", stamp, "--key", key]
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(zlog, "ab") as logfile:
-                proc = subprocess.Popen(
-                    [python, zygote.__file__, *args],
-                    env=env,
-                    cwd=self.run_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=logfile,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+            proc = launch_detached([python, zygote.__file__, *args], env, self.run_dir, zlog)
             log.info("started zygote %s for %s", proc.pid, entrypoint.parent.parent)
             deadline = time.monotonic() + self.start_timeout
             while time.monotonic() < deadline:

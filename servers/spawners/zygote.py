@@ -134,6 +134,8 @@ def _read_line(sock: socket.socket) -> bytes | None:
 
 
 def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: tells a live process from a reused pid
+    (None once it has exited, reaped or not). The hub's spawner uses it too."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
