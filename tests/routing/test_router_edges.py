@@ -169,11 +169,10 @@ def test_redirect_port_refuses_a_missing_or_odd_host(tls_router, host):
     assert raw(port, "/", host).status == 400
 
 
-def test_a_key_that_does_not_match_the_certificate_fails_at_start(tmp_path):
-    cert, _ = write_cert(tmp_path, "one")
-    _, other_key = write_cert(tmp_path, "two")
+def refused_at_start(*args: str) -> str:
+    """Run the router with ARGS; it must exit with argparse's 2. Returns stderr."""
     result = subprocess.run(
-        [sys.executable, "-m", "routing.router", "--tls-cert", cert, "--tls-key", other_key],
+        [sys.executable, "-m", "routing.router", *args],
         cwd=ROOT,
         env={"HUB_ROUTER_TOKEN": "x", "PATH": "/usr/bin"},
         capture_output=True,
@@ -181,7 +180,14 @@ def test_a_key_that_does_not_match_the_certificate_fails_at_start(tmp_path):
         timeout=30,
     )
     assert result.returncode == 2
-    assert "cannot load --tls-cert/--tls-key" in result.stderr
+    return result.stderr
+
+
+def test_a_key_that_does_not_match_the_certificate_fails_at_start(tmp_path):
+    cert, _ = write_cert(tmp_path, "one")
+    _, other_key = write_cert(tmp_path, "two")
+    stderr = refused_at_start("--tls-cert", cert, "--tls-key", other_key)
+    assert "cannot load --tls-cert/--tls-key" in stderr
 
 
 # --- subdomains -----------------------------------------------------------------------
@@ -239,16 +245,8 @@ def test_names_that_cannot_be_a_host_get_the_hubs_page(subdomains):
 
 
 def test_invalid_subdomain_host_is_refused_at_start():
-    result = subprocess.run(
-        [sys.executable, "-m", "routing.router", "--subdomain-host", "hub_.example.org"],
-        cwd=ROOT,
-        env={"HUB_ROUTER_TOKEN": "x", "PATH": "/usr/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert "--subdomain-host must be a DNS name" in result.stderr
+    stderr = refused_at_start("--subdomain-host", "hub_.example.org")
+    assert "--subdomain-host must be a DNS name" in stderr
 
 
 # --- timeouts -------------------------------------------------------------------------
