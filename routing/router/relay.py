@@ -694,20 +694,24 @@ class UpstreamSide(asyncio.Protocol):
             self.reusable = False  # bytes nobody asked for: never reuse this socket
             self.close()
             return
-        self.buf += data
-        self._head()
+        if self.buf:  # the head came in pieces
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        self._head(data)
 
-    def _head(self) -> None:
+    def _head(self, raw: bytes) -> None:
+        """RAW: the response head (maybe not all of it yet), then whatever of the
+        body came with it; the usual case is one read holding the whole answer."""
         client = self.client
         while self.reading_head:
-            buf = self.buf
-            end = buf.find(b"\r\n\r\n")
+            end = raw.find(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > MAX_HEAD:
+                if len(raw) > MAX_HEAD:
                     self._bad_response("response head too long")
+                else:
+                    self.buf += raw
                 return
-            raw = bytes(buf)  # head, then whatever of the body came with it
-            buf.clear()
             head_end = end + 4
             head = raw[:head_end]
             line_end = head.find(b"\r\n")
@@ -722,7 +726,7 @@ class UpstreamSide(asyncio.Protocol):
             status = int(code)
             if 100 <= status < 200 and status != 101:
                 client.write(head)  # 100 Continue & co.; the final answer follows
-                buf += raw[head_end:]
+                raw = raw[head_end:]
                 continue
             self.reading_head = False
             self.status = status
@@ -770,6 +774,7 @@ class UpstreamSide(asyncio.Protocol):
                 reusable = False
             self.reusable = reusable
             self._body(raw, head_end, write_from)
+            return  # (the next request may already be waiting for its own head)
 
     def _body(self, data: bytes, start: int, write_from: int | None = None) -> None:
         """Frame DATA[START:] as body; send DATA[WRITE_FROM or START : body end]."""
