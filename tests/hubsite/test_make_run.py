@@ -7,6 +7,7 @@ leaves no process behind, the prefork zygote included."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -160,3 +161,14 @@ def test_make_run_on_moved_ports_survives_crashes_and_ctrl_c_leaves_nothing(plat
     sup.expect(r"everything stopped")
     assert sup.proc.wait(60) == 0
     assert ours(sup.data) == []
+
+    # quiet logs: no route polls in the hub's access log (the router polled every
+    # second all along), no kombu hostname warning, root said once per worker start
+    log = sup.all_lines()
+    hub_lines = [line for line in log if re.match(r"^\S+ hub +\| ", line)]
+    assert any('"GET /hub/api/users/admin' in line for line in hub_lines)  # access log is on
+    assert not [line for line in hub_lines if "/hub/api/routes" in line]
+    assert not [line for line in log if "No hostname was supplied" in line]
+    assert not [line for line in log if "superuser privileges" in line]
+    as_root = [line for line in log if "The worker runs as root" in line]
+    assert len(as_root) == (2 if os.geteuid() == 0 else 0)  # the first start and the restart

@@ -79,7 +79,8 @@ class Running:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.used: set[int] = set()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -107,6 +108,14 @@ class Running:
             if match:
                 self.used.add(len(self.seen) - 1)
                 return match
+
+    def all_lines(self) -> list[str]:
+        """Every line so far, once the supervisor has exited (its output is complete)."""
+        self.proc.wait(60)
+        self.reader.join(10)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.seen
 
     def close(self) -> None:
         if self.proc.poll() is None:
