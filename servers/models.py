@@ -115,6 +115,12 @@ class Server(models.Model):
         return f"/user/{username}/{self.name}/" if self.name else f"/user/{username}/"
 
     @property
+    def log_name(self) -> str:
+        """JupyterHub's name for a server in messages: `alice`, `alice:box`."""
+        username = self.user.username
+        return f"{username}:{self.name}" if self.name else username
+
+    @property
     def browser_url(self) -> str:
         """Where the hub sends a browser: the prefix, on the user's own host
         when servers have subdomains (servers/hosts.py)."""
