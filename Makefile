@@ -2,10 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
+KUBESPAWNER_VENV := .venv-kubespawner
 
 .PHONY: run test lint format deps clean
 
-deps: $(VENV)/.installed $(USER_VENV)/.installed
+deps: $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -20,6 +21,15 @@ $(USER_VENV)/.installed: requirements-user.txt
 	test -x $(USER_VENV)/bin/python || $(PYTHON) -m venv $(USER_VENV)
 	$(USER_VENV)/bin/pip install --quiet --upgrade pip
 	$(USER_VENV)/bin/pip install --quiet -r requirements-user.txt
+	touch $@
+
+# The Kubernetes API simulator's fidelity check: the real JupyterHub + KubeSpawner, with
+# configurable-http-proxy from npm as JupyterHub's proxy (needs node + npm).
+$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt
+	test -x $(KUBESPAWNER_VENV)/bin/python || $(PYTHON) -m venv $(KUBESPAWNER_VENV)
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet --upgrade pip
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet -r requirements-kubespawner.txt
+	npm install --silent --no-audit --no-fund --prefix $(KUBESPAWNER_VENV)/chp configurable-http-proxy@5.3.0
 	touch $@
 
 run: deps
@@ -45,4 +55,4 @@ format: deps
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(USER_VENV)
+	rm -rf $(VENV) $(USER_VENV) $(KUBESPAWNER_VENV)

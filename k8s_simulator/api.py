@@ -65,6 +65,9 @@ def _resource_list() -> dict[str, Any]:
     return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
 
 
+TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool, as the apiserver parses
+
+
 def _encode_continue(key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
 
@@ -216,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(plural, query.get("fieldSelector"))
-        if query.get("watch") in ("true", "1"):
+        if query.get("watch") in TRUE:
             self._watch(plural, namespace, labels, fields, query)
             return
         after = _decode_continue(query["continue"]) if query.get("continue") else None
@@ -332,17 +335,17 @@ class Handler(BaseHTTPRequestHandler):
     def _watch(self, plural, namespace, labels, fields, query) -> None:
         simulator = self.server.simulator
         store = simulator.store
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = query.get("allowWatchBookmarks") in TRUE
         timeout = float(query.get("timeoutSeconds") or random.uniform(1800, 3600))
         deadline = time.monotonic() + timeout
         requested = query.get("resourceVersion", "")
-        initial = requested in ("", "0") or query.get("sendInitialEvents") == "true"
+        initial = requested in ("", "0") or query.get("sendInitialEvents") in TRUE
         self._start_stream()
         if initial:
             items, cursor, _ = store.list(plural, namespace, labels, fields)
             for obj in items:
                 self._send_event("ADDED", obj)
-            if query.get("sendInitialEvents") == "true" and bookmarks:
+            if query.get("sendInitialEvents") in TRUE and bookmarks:
                 self._bookmark(plural, cursor, initial_end=True)
         else:
             try:
