@@ -133,3 +133,51 @@ def test_cli_refuses_non_loopback_addresses_and_bad_node_files(tmp_path):
     assert bad.returncode == 2 and "expected a list of node specs" in bad.stderr
     image = _cli("--image-env", "no-equals-sign", "--state-dir", str(tmp_path / "s"))
     assert image.returncode == 2 and "expected IMAGE=DIR" in image.stderr
+
+
+def test_a_restarted_simulator_keeps_claims_and_their_directories_but_not_pods(
+    k8s_cluster, tmp_path
+):
+    k8s_cluster.require_simulator("restarts a simulator of its own")
+    first = start_simulator(tmp_path)
+    client = kubernetes.config.new_client_from_config(str(first.kubeconfig))
+    core = CoreV1Api(client)
+    try:
+        core.create_namespace({"metadata": {"name": "kept"}})
+        core.create_namespaced_persistent_volume_claim(
+            "kept", {"metadata": {"name": "home"}, "spec": CLAIM}
+        )
+        core.create_namespaced_pod("kept", pod_manifest("gone", SLEEP))
+        bound = K8sCluster(first.kubeconfig, "kept", client, core, first).wait_for_pod(
+            "gone", is_ready
+        )
+        claim = core.read_namespaced_persistent_volume_claim("home", "kept")
+        before = int(core.list_namespace().metadata.resource_version)
+    finally:
+        client.close()
+        stop_simulator(first)
+    assert bound
+    (tmp_path / "kubeconfig").unlink()
+    second = start_simulator(tmp_path)
+    client = kubernetes.config.new_client_from_config(str(second.kubeconfig))
+    core = CoreV1Api(client)
+    try:
+        again = core.read_namespaced_persistent_volume_claim("home", "kept")
+        assert (again.metadata.uid, again.spec.volume_name) == (
+            claim.metadata.uid,
+            claim.spec.volume_name,
+        )
+        assert (second.state_dir / "volumes" / again.spec.volume_name).is_dir()
+        assert not core.list_namespaced_pod("kept").items
+        assert int(core.list_namespace().metadata.resource_version) >= before
+    finally:
+        client.close()
+        stop_simulator(second)
+
+
+def test_a_damaged_snapshot_is_refused_with_a_clear_error(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "objects.json").write_text("{not json")
+    result = _cli("--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2 and "not a simulator snapshot" in result.stderr
+    assert (tmp_path / "s" / "objects.json").read_text() == "{not json"  # nothing lost
