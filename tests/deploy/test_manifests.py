@@ -6,6 +6,8 @@ server's validation and a careful review would make, on the rendered output."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -28,11 +30,13 @@ from tests.deploy.objects import (
     selects,
 )
 
-# the spawner's API calls (servers/spawners/kubernetes.py; KubeSpawner's set)
+# what servers/spawners/ calls (k8s-spawner branch, c76b251): it reads, creates
+# and deletes pods and list+watches them; creates and deletes PVCs; list+watches
+# events. test_spawner_code_calls_only_what_the_hub_role_grants checks the code.
 SPAWNER_RULES = {
     "pods": {"get", "list", "watch", "create", "delete"},
-    "persistentvolumeclaims": {"get", "list", "watch", "create", "delete"},
-    "events": {"get", "list", "watch"},
+    "persistentvolumeclaims": {"create", "delete"},
+    "events": {"list", "watch"},
 }
 # pause containers do nothing that a probe could check
 UNPROBED = {"pause"}
@@ -135,19 +139,77 @@ def test_stateless_components_run_two_replicas_with_a_disruption_budget(
 def test_hub_role_grants_exactly_the_verbs_the_spawner_uses(render_variant, variant):
     objs = render_variant(variant)
     role = find(objs, "Role", "hub")
-    granted: dict[str, set[str]] = {}
-    for rule in role["rules"]:
-        assert rule["apiGroups"] == [""]
-        assert "resourceNames" not in rule
-        for resource in rule["resources"]:
-            granted.setdefault(resource, set()).update(rule["verbs"])
-    assert granted == SPAWNER_RULES
+    assert all(r["apiGroups"] == [""] and "resourceNames" not in r for r in role["rules"])
+    assert granted_rules(role) == SPAWNER_RULES
     binding = find(objs, "RoleBinding", "hub")
     assert binding["roleRef"]["name"] == "hub"
     namespace = find(objs, "ServiceAccount", "hub")["metadata"]["namespace"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "hub", "namespace": namespace}
     ]
+
+
+def granted_rules(role: dict) -> dict[str, set[str]]:
+    granted: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            granted.setdefault(resource, set()).update(rule["verbs"])
+    return granted
+
+
+_CALL = re.compile(r"\b(create|read|list|delete|patch|replace)_namespaced_([a-z_]+?)\b\(?")
+_VERBS = {
+    "create": {"create"},
+    "read": {"get"},
+    "list": {"list", "watch"},  # every list feeds a watch (servers/spawners/reflector.py)
+    "delete": {"delete"},
+    "patch": {"patch"},
+    "replace": {"update"},
+}
+_RESOURCES = {
+    "pod": "pods",
+    "persistent_volume_claim": "persistentvolumeclaims",
+    "event": "events",
+    "service": "services",
+    "secret": "secrets",
+    "config_map": "configmaps",
+}
+
+
+def api_calls(source: str) -> dict[str, set[str]]:
+    """resource -> verbs for the CoreV1Api methods SOURCE names
+    (`api.read_namespaced_pod(` -> pods: get)."""
+    needed: dict[str, set[str]] = {}
+    for action, kind in _CALL.findall(source):
+        resource = _RESOURCES.get(kind, kind)
+        needed.setdefault(resource, set()).update(_VERBS[action])
+    return needed
+
+
+@pytest.mark.parametrize(
+    ("source", "needed"),
+    [
+        ("self.cluster.api.read_namespaced_pod(name, ns)", {"pods": {"get"}}),
+        ("Reflector(self.api.list_namespaced_event, ...)", {"events": {"list", "watch"}}),
+        (
+            "api.create_namespaced_persistent_volume_claim(ns, claim)",
+            {"persistentvolumeclaims": {"create"}},
+        ),
+        ("api.patch_namespaced_pod(name, ns, body)", {"pods": {"patch"}}),
+        ("api.delete_namespaced_secret(name, ns)", {"secrets": {"delete"}}),
+    ],
+)
+def test_api_calls_map_client_methods_to_rbac_verbs(source, needed):
+    assert api_calls(source) == needed
+
+
+def test_spawner_code_calls_only_what_the_hub_role_grants(render_variant):
+    """Fails when the spawner starts calling something (patch, a new kind) that
+    the Role does not allow, which in a cluster would be a 403 at spawn time."""
+    source = "".join(p.read_text() for p in (kustomize.ROOT / "servers" / "spawners").glob("*.py"))
+    granted = granted_rules(find(render_variant("production"), "Role", "hub"))
+    for resource, verbs in api_calls(source).items():
+        assert verbs <= granted.get(resource, set()), resource
 
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
@@ -157,16 +219,10 @@ def test_only_the_spawning_pods_get_a_kubernetes_token(render_variant, variant):
         for name, template in pod_templates(render_variant(variant))
         if template["spec"].get("automountServiceAccountToken", True)
     }
-    assert with_token == {
-        "Deployment/hub",
-        "Deployment/worker",
-        "Deployment/user-scheduler",
-        *({"CronJob/router-tls-reload"} if "tls" in _tls_kind(variant) else set()),
-    }
-
-
-def _tls_kind(variant: str) -> str:
-    return "" if variant == "dev" else "tls"
+    expected = {"Deployment/hub", "Deployment/worker", "Deployment/user-scheduler"}
+    if variant != "dev":  # TLS: the weekly rolling restart of the routers
+        expected.add("CronJob/router-tls-reload")
+    assert with_token == expected
 
 
 # --- network policies ------------------------------------------------------------
@@ -456,8 +512,9 @@ def test_placeholders_use_the_user_scheduler_and_yield_to_users(render_variant, 
     placeholder = pod_template(find(objs, "StatefulSet", "user-placeholder"))["spec"]
     priority = {p["metadata"]["name"]: p["value"] for p in of_kind(objs, "PriorityClass")}
     config = find(objs, "ConfigMap", "hub-config")["data"]
-    assert placeholder["schedulerName"] == config["HUB_K8S_SCHEDULER_NAME"] == "user-scheduler"
-    user_pods = priority[config["HUB_K8S_PRIORITY_CLASS"]]
+    user_pod = json.loads(config["HUB_K8S_SPAWNER_DEFAULTS"])  # KubeSpawner's keys
+    assert placeholder["schedulerName"] == user_pod["scheduler_name"] == "user-scheduler"
+    user_pods = priority[user_pod["priority_class_name"]]
     assert priority[placeholder["priorityClassName"]] < user_pods < priority["hub-core"]
     assert min(priority.values()) == priority[placeholder["priorityClassName"]]
 
