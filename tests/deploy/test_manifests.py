@@ -548,3 +548,15 @@ def test_the_configmap_sets_only_variables_the_code_reads(render_variant):
     # the spawner's own block is checked against servers/spawners/ when it lands
     unread = [key for key in config if not key.startswith("HUB_K8S_") and f'"{key}"' not in code]
     assert unread == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_refuses_privileged_pods(render_variant, overlay):
+    objs = render_variant(overlay)
+    (namespace,) = of_kind(objs, "Namespace")
+    assert {o["metadata"].get("namespace") for o in objs if o["kind"] == "Deployment"} == {
+        namespace["metadata"]["name"]
+    }
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
