@@ -7,8 +7,8 @@ unknown fields, wrong types and missing required fields. Unlike
 `kubernetes_validate.validate`, which raises on the first problem, this returns
 every problem, so one failing test names them all.
 
-    from tests.k8s_schema import validate
-    assert validate(build_pod(spec)) == []
+    from tests.k8s_schema import assert_valid, validate
+    assert validate(build_pod(spec)) == []   # or: assert_valid(build_pod(spec))
 
 Objects may be plain dicts (YAML) or the `kubernetes` client's V1* models.
 """
@@ -47,6 +47,13 @@ def validate(obj: Any) -> list[str]:
     return [
         f"{label}: {'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors
     ]
+
+
+def assert_valid(obj: Any) -> None:
+    """Raise AssertionError naming the object and every problem of its schema."""
+    problems = validate(obj)
+    if problems:
+        raise AssertionError("invalid for Kubernetes 1.37:\n" + "\n".join(problems))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

@@ -560,3 +560,10 @@ def test_the_namespace_refuses_privileged_pods(render_variant, overlay):
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+def test_assert_valid_raises_with_every_problem():
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": 1}}
+    with pytest.raises(AssertionError, match=r"pod/p: spec: Additional properties"):
+        k8s_schema.assert_valid(pod)
+    k8s_schema.assert_valid({**pod, "spec": {"containers": [{"name": "c", "image": "i"}]}})
