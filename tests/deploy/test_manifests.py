@@ -352,7 +352,11 @@ def test_every_service_backend_has_a_readiness_probe_on_a_declared_port(render_v
 def test_probes_ask_the_real_health_endpoints(render_variant, variant):
     objs = render_variant(variant)
     hub = container(find(objs, "Deployment", "hub"), "hub")
-    assert hub["readinessProbe"]["httpGet"]["path"] == "/hub/api/"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert hub[probe]["httpGet"]["path"] == "/hub/api/"
+        assert hub[probe]["httpGet"]["httpHeaders"] == [{"name": "Host", "value": "hub"}]
+    config = find(objs, "ConfigMap", "hub-config")["data"]
+    assert urlsplit(config["HUB_CONNECT_URL"]).hostname == "hub"
     router = container(find(objs, "Deployment", "router"), "router")
     assert router["readinessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}
     assert env(router)["HUB_ROUTER_METRICS_LISTEN"] == "0.0.0.0:9090"
