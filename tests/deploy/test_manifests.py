@@ -309,6 +309,19 @@ def test_every_pod_runs_non_root_under_runtime_default_seccomp(render_variant, v
 
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
+def test_every_pod_can_read_the_secrets_it_mounts(render_variant, variant):
+    """A non-root process reads a 0440 Secret file only through the pod's fsGroup
+    (the kubelet makes it the files' group)."""
+    for name, template in pod_templates(render_variant(variant)):
+        spec = template["spec"]
+        for volume in spec.get("volumes", []):
+            mode = volume.get("secret", {}).get("defaultMode", 0o644)
+            if "secret" in volume and not mode & 0o004:
+                assert mode & 0o040, (name, volume["name"])
+                assert spec["securityContext"].get("fsGroup"), (name, volume["name"])
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS)
 def test_every_container_is_locked_down_and_sized(render_variant, variant):
     for name, template in pod_templates(render_variant(variant)):
         for c in containers(template):
