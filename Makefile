@@ -25,7 +25,7 @@ $(USER_VENV)/.installed: requirements-user.txt
 
 # The Kubernetes API simulator's fidelity check: the real JupyterHub + KubeSpawner, with
 # configurable-http-proxy from npm as JupyterHub's proxy (needs node + npm).
-$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt
+$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt | system-deps
 	test -x $(KUBESPAWNER_VENV)/bin/python || $(PYTHON) -m venv $(KUBESPAWNER_VENV)
 	$(KUBESPAWNER_VENV)/bin/pip install --quiet --upgrade pip
 	$(KUBESPAWNER_VENV)/bin/pip install --quiet -r requirements-kubespawner.txt
@@ -46,7 +46,7 @@ manage: deps
 
 # What the tests need from Debian, as COMMAND:PACKAGE; installed with apt-get
 # (as root, else through sudo) only when a command is missing.
-SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver
+SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm
 system-deps:
 	@missing=""; for need in $(SYSTEM_NEEDS); do \
 	  command -v "$${need%%:*}" >/dev/null 2>&1 || missing="$$missing $${need#*:}"; \
