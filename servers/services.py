@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import ApiToken, OAuthClient, User
-from servers import hosts
+from servers import hosts, profile_list
 from servers import options as profile_options
 from servers.models import Profile, Server, ServerEvent
 from servers.spawners import SpawnError, SpawnSpec, get_spawner
@@ -255,9 +255,9 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
     options = server.options()
     options.pop("profile", None)
     overrides = profile_options.choose(profile.options if profile else {}, options)
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"default_url": settings.HUB_DEFAULT_URL}
     if profile is not None:
-        fields = {
+        fields |= {
             "user_env": profile.user_env,
             "image": profile.image,
             "environment": dict(profile.environment),
@@ -267,7 +267,7 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
             "mem_guarantee": profile.mem_guarantee,
             "extra_resource_limits": dict(profile.extra_resource_limits),
         }
-        overrides = {**profile.spawner_overrides, **overrides}
+        overrides = profile_options.merge(profile.spawner_overrides, overrides)
     known = {k: v for k, v in overrides.items() if k in SpawnSpec.__dataclass_fields__}
     if "environment" in known:
         known["environment"] = {**fields.get("environment", {}), **known["environment"]}
@@ -283,7 +283,6 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
         user_host=hosts.user_host(server.user.username),
         hub_host=hosts.hub_host() if settings.HUB_SUBDOMAIN_HOST else "",
         home=Path(settings.HUB_HOMES_DIR) / server.user.username,
-        default_url=settings.HUB_DEFAULT_URL,
         activity_interval=settings.HUB_ACTIVITY_INTERVAL,
         overrides=overrides,
         **fields,
@@ -473,3 +472,39 @@ def record_activity(
             ).update(last_activity=when)
     if newest:
         user.note_activity(max(newest))
+
+
+# --- profiles from a Z2JH profileList -------------------------------------------
+
+
+@transaction.atomic
+def import_profiles(records: list[profile_list.ProfileRecord]) -> list[str]:
+    """Create or update one profile per record (matched by slug), all or none;
+    groups named in allowed_groups are created if missing."""
+    from accounts.models import Group
+
+    done = []
+    if any(r.default for r in records):
+        Profile.objects.exclude(slug__in=[r.slug for r in records if r.default]).update(
+            default=False
+        )
+    for record in records:
+        blank = {"image": "", "mem_limit": "", "mem_guarantee": "", "environment": {}}
+        blank.update({"cpu_limit": None, "cpu_guarantee": None, "extra_resource_limits": {}})
+        profile, created = Profile.objects.update_or_create(
+            slug=record.slug,
+            defaults={
+                **blank,
+                **record.columns,
+                "display_name": record.display_name,
+                "description": record.description,
+                "default": record.default,
+                "order": record.order,
+                "spawner_overrides": record.spawner_overrides,
+                "options": record.options,
+            },
+        )
+        groups = [Group.objects.get_or_create(name=name)[0] for name in record.allowed_groups]
+        profile.allowed_groups.set(groups)
+        done.append(f"{'created' if created else 'updated'} profile {record.slug}")
+    return done

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servers import naming
+from servers.options import merge
 from servers.spawners.base import SpawnSpec, hub_environment
 from servers.spawners.local import parse_bytes
 
@@ -145,18 +146,6 @@ _KEYS = {
 # handled elsewhere (SpawnSpec fields, the storage switch) or meaningless here
 _OTHER_KEYS = {"environment", "default_url", "storage_pvc_ensure", "user_env", "start_timeout"}
 KNOWN_KEYS = frozenset(_KEYS) | _OTHER_KEYS
-
-
-def merge(base: Mapping[str, Any], *layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layers win; nested dictionaries merge key by key, lists replace."""
-    out = dict(base)
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = value
-    return out
 
 
 def check_keys(overrides: Mapping[str, Any]) -> None:
