@@ -299,7 +299,7 @@ class KubernetesSpawner(Spawner):
         if not state.get("pod"):
             return 0
         pod = self._current(self.cluster.synced_pods(), state)
-        if pod is None or pod_status.failure(pod):
+        if pod is None or pod_status.failure(pod, allowed_restarts=state.get("restarts", 0)):
             return 1
         return None
 
@@ -309,7 +309,10 @@ class KubernetesSpawner(Spawner):
         pod = self._current(self.cluster.synced_pods(), state)
         if pod is None:
             return f"the server's pod {state['pod']} is gone"
-        return pod_status.failure(pod) or "the server stopped"
+        return (
+            pod_status.failure(pod, allowed_restarts=state.get("restarts", 0))
+            or "the server stopped"
+        )
 
     def stop(self, state: dict[str, Any], *, grace: float) -> None:
         """Delete the pod (never the claim) and wait until it is gone."""

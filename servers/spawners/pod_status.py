@@ -58,9 +58,15 @@ def _terminated(info: Mapping[str, Any]) -> str:
     return f"{text}: {message}" if message else text
 
 
-def failure(pod: Mapping[str, Any]) -> str | None:
+def restarts(pod: Mapping[str, Any]) -> int:
+    return int(_notebook(pod).get("restartCount") or 0)
+
+
+def failure(pod: Mapping[str, Any], *, allowed_restarts: int = 0) -> str | None:
     """Why the server in POD has stopped for good, or None while it runs or
-    may still start."""
+    may still start. A notebook container restarted more than ALLOWED_RESTARTS
+    times counts as stopped even when it runs again: the server lost its
+    kernels, and its user should learn why (the last exit's reason)."""
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return "the server's pod is being deleted"
     status = pod.get("status", {})
@@ -73,9 +79,11 @@ def failure(pod: Mapping[str, Any]) -> str | None:
         return _terminated(state["terminated"])
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason", "")
+    if (reason == "CrashLoopBackOff" or restarts(pod) > allowed_restarts) and "terminated" in last:
+        looping = "restarting in a loop (CrashLoopBackOff)" if reason else "restarted"
+        return f"{_terminated(last['terminated'])}; the server was {looping}"
     if reason == "CrashLoopBackOff":
-        before = f": last exit {_terminated(last['terminated'])}" if "terminated" in last else ""
-        return f"CrashLoopBackOff: the server keeps crashing{before}"
+        return "CrashLoopBackOff: the server keeps crashing"
     if reason in _HOPELESS:
         message = (waiting.get("message") or "").strip()
         return f"{reason}: {_HOPELESS[reason]}" + (f" ({message})" if message else "")

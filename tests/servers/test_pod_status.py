@@ -54,7 +54,7 @@ UNSCHEDULABLE = pod(
                 {"terminated": {"reason": "Error", "exitCode": 1}},
             ),
             False,
-            "CrashLoopBackOff: the server keeps crashing: last exit Error (exit code 1)",
+            "Error (exit code 1); the server was restarting in a loop (CrashLoopBackOff)",
         ),
         (
             pod("Running", {"terminated": {"reason": "OOMKilled", "exitCode": 137}}),
@@ -84,6 +84,20 @@ UNSCHEDULABLE = pod(
 def test_pod_status_reads_as(the_pod, running, reason):
     assert is_running(the_pod) is running
     assert failure(the_pod) == reason
+
+
+def test_container_restarted_after_oom_reads_as_oom_even_while_running_again():
+    restarted = pod(
+        "Running",
+        {"running": {}},
+        {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+        ip="127.1.0.5",
+    )
+    restarted["status"]["containerStatuses"][0]["restartCount"] = 1
+    assert failure(restarted) == (
+        "OOMKilled: the server ran out of memory (exit code 137); the server was restarted"
+    )
+    assert failure(restarted, allowed_restarts=1) is None
 
 
 def test_unschedulable_pod_waits_with_the_schedulers_message():
