@@ -19,7 +19,6 @@ period and waits until it is gone, so that the next start can reuse the name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -52,12 +51,13 @@ class ClusterConfig:
     namespace: str
     instance: str
 
-    def key(self) -> str:
-        """Changes when the kubeconfig's content does (a restarted simulator)."""
-        content = Path(self.kubeconfig).read_bytes() if self.kubeconfig else b"in-cluster"
-        return hashlib.sha256(
-            content + self.namespace.encode() + self.instance.encode()
-        ).hexdigest()
+    def key(self) -> tuple[Any, ...]:
+        """Changes when the kubeconfig file does (a restarted simulator writes
+        a new one): a stat, not a read, as every spawner call asks."""
+        if not self.kubeconfig:
+            return (self,)
+        stat = Path(self.kubeconfig).stat()
+        return (self, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 class Cluster:
@@ -80,6 +80,7 @@ class Cluster:
             kind="events",
             max_objects=5000,
             changed=self.changed,
+            index=lambda event: (event.get("involvedObject") or {}).get("uid") or "",
         ).start()
 
     def generation(self) -> tuple[int, int]:
@@ -96,11 +97,8 @@ class Cluster:
         return self.pods
 
     def events_of(self, pod: Mapping[str, Any]) -> list[dict[str, Any]]:
-        uid = pod.get("metadata", {}).get("uid")
-        found = [
-            e for e in self.events.snapshot() if (e.get("involvedObject") or {}).get("uid") == uid
-        ]
-        return sorted(found, key=_event_time)
+        uid = pod.get("metadata", {}).get("uid") or ""
+        return sorted(self.events.by_index(uid), key=_event_time)
 
     def close(self) -> None:
         self.pods.stop()
@@ -128,7 +126,7 @@ def _api_client(kubeconfig: str) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-_clusters: dict[str, Cluster] = {}
+_clusters: dict[tuple[Any, ...], Cluster] = {}
 _clusters_lock = threading.Lock()
 
 
@@ -166,10 +164,13 @@ class KubernetesSpawner(Spawner):
         self.defaults = dict(defaults)
         self.start_timeout = start_timeout
         self.pvc_on_user_delete = pvc_on_user_delete
+        self._cluster: Cluster | None = None
 
     @property
     def cluster(self) -> Cluster:
-        return cluster_for(self.cfg)
+        if self._cluster is None:
+            self._cluster = cluster_for(self.cfg)
+        return self._cluster
 
     # --- start --------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class Reflector:
         key: Callable[[Mapping[str, Any]], str] | None = None,
         max_objects: int | None = None,
         changed: threading.Condition | None = None,
+        index: Callable[[Mapping[str, Any]], str] | None = None,
     ) -> None:
         self.list_call = list_call
         self.namespace = namespace
@@ -56,6 +57,9 @@ class Reflector:
         self.key = key or (lambda obj: obj["metadata"]["name"])
         self.max_objects = max_objects
         self.objects: dict[str, dict[str, Any]] = {}
+        # INDEX(object) -> {key: object}, e.g. events by the uid they are about
+        self.index = index
+        self.indexed: dict[str, dict[str, dict[str, Any]]] = {}
         # may be shared by several reflectors, so one waiter wakes for either
         self.changed = changed or threading.Condition()
         self.generation = 0  # bumped on every change, for waiters
@@ -76,7 +80,8 @@ class Reflector:
             # unblocks the watch's read; closing a half-read stream may raise anything
             with contextlib.suppress(Exception):
                 response.close()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def get(self, name: str) -> dict[str, Any] | None:
         with self.changed:
@@ -85,6 +90,10 @@ class Reflector:
     def snapshot(self) -> list[dict[str, Any]]:
         with self.changed:
             return list(self.objects.values())
+
+    def by_index(self, value: str) -> list[dict[str, Any]]:
+        with self.changed:
+            return list(self.indexed.get(value, {}).values())
 
     def wait(self, generation: int, timeout: float) -> int:
         """Block until something changed after GENERATION (or TIMEOUT); the
@@ -123,7 +132,10 @@ class Reflector:
         body = json.loads(response.data)
         items = {self.key(obj): obj for obj in body.get("items") or []}
         with self.changed:
-            self.objects = items
+            self.objects = {}
+            self.indexed = {}
+            for key, obj in items.items():
+                self._put(key, obj)
             self.resource_version = body["metadata"].get("resourceVersion", "")
             self._bump()
         self.synced.set()
@@ -159,10 +171,10 @@ class Reflector:
         version = (obj.get("metadata") or {}).get("resourceVersion", "")
         with self.changed:
             if kind in ("ADDED", "MODIFIED"):
-                self.objects[self.key(obj)] = obj
+                self._put(self.key(obj), obj)
                 self._trim()
             elif kind == "DELETED":
-                self.objects.pop(self.key(obj), None)
+                self._drop(self.key(obj))
             if version:
                 self.resource_version = version
             if kind != "BOOKMARK":
@@ -171,7 +183,21 @@ class Reflector:
     def _trim(self) -> None:
         if self.max_objects and len(self.objects) > self.max_objects:
             for name in list(self.objects)[: len(self.objects) - self.max_objects]:
-                del self.objects[name]
+                self._drop(name)
+
+    def _put(self, key: str, obj: dict[str, Any]) -> None:
+        self._drop(key)
+        self.objects[key] = obj
+        if self.index is not None:
+            self.indexed.setdefault(self.index(obj), {})[key] = obj
+
+    def _drop(self, key: str) -> None:
+        old = self.objects.pop(key, None)
+        if old is not None and self.index is not None:
+            bucket = self.indexed.get(self.index(old), {})
+            bucket.pop(key, None)
+            if not bucket:
+                self.indexed.pop(self.index(old), None)
 
     def _bump(self) -> None:
         self.generation += 1
