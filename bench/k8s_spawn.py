@@ -9,8 +9,10 @@ its own namespace.
 Per system, interleaved rounds:
 - hub overhead: the moment the server answers at its pod IP (the bench polls
   `http://<pod IP>:8888/user/<u>/api` directly) until the first 200 through the
-  hub's proxy (router or CHP), polled the same way every --poll seconds; also
-  from the moment the bench's watch saw the pod Running;
+  hub's proxy (router or CHP), polled every --poll seconds from then on (not
+  before: the hub would answer those polls itself and their CPU would count as
+  spawning); also from the moment the bench saw the pod Running (read from the
+  API each poll);
 - control-plane CPU of one start + stop (hub, proxy or router, Celery worker;
   the simulator and the servers, shared by both, are reported apart);
 - --crowd servers started at once: wall time until all answer through the
@@ -182,9 +184,11 @@ class PodHub:
                 and answers_api(direct, f"http://{ip}:8888/user/{user}/api", {})
             ):
                 marks["direct"] = time.monotonic()
-            if answers_api(proxied, proxy_url, hub.headers):
+            # through the proxy only once the server answers: a poll before
+            # that is a request the hub itself answers, and would be counted
+            # as spawn CPU (~3 ms each)
+            if "direct" in marks and answers_api(proxied, proxy_url, hub.headers):
                 marks["proxied"] = time.monotonic()
-                marks.setdefault("direct", marks["proxied"])
             time.sleep(poll)
         if "running" in marks:
             self.from_running.append(marks["proxied"] - marks["running"])
@@ -216,7 +220,7 @@ class PodHub:
             interval=0.2,
         )
         cycle_cpu = self.hub.cpu() - before
-        return spans, stopped, cycle_cpu if len(users) == 1 else started_cpu, peak.peak
+        return spans, stopped, (cycle_cpu if len(users) == 1 else started_cpu), peak.peak
 
 
 class RssSampler:
