@@ -2,10 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
+KUBESPAWNER_VENV := .venv-kubespawner
 
 .PHONY: run run-k8s test lint format deps clean
 
-deps: $(VENV)/.installed $(USER_VENV)/.installed
+deps: $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -22,6 +23,15 @@ $(USER_VENV)/.installed: requirements-user.txt
 	$(USER_VENV)/bin/pip install --quiet -r requirements-user.txt
 	touch $@
 
+# The Kubernetes API simulator's fidelity check: the real JupyterHub + KubeSpawner, with
+# configurable-http-proxy from npm as JupyterHub's proxy (needs node + npm).
+$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt
+	test -x $(KUBESPAWNER_VENV)/bin/python || $(PYTHON) -m venv $(KUBESPAWNER_VENV)
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet --upgrade pip
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet -r requirements-kubespawner.txt
+	npm install --silent --no-audit --no-fund --prefix $(KUBESPAWNER_VENV)/chp configurable-http-proxy@5.3.0
+	touch $@
+
 run: deps
 	$(VENV)/bin/python manage.py migrate --verbosity 0
 	$(VENV)/bin/python manage.py ensure_admin
@@ -32,8 +42,6 @@ run: deps
 
 # `make run` on "Kubernetes": the API simulator (k8s_simulator/, a simulator, not
 # a cluster) plays the cluster, and servers are pods (HUB_SPAWNER=kubernetes).
-# Its kubelet runs containers as this machine's user: as root, jupyter-server
-# must be told that is fine (a real cluster runs them as uid 1000).
 K8S_SIM_DIR = $${HUB_DATA_DIR:-data}/k8s-simulator
 run-k8s: deps
 	$(VENV)/bin/python manage.py migrate --verbosity 0
@@ -47,10 +55,8 @@ run-k8s: deps
 	echo ""; \
 	echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (servers are pods on the simulator; Ctrl-C stops everything)"; \
 	echo ""; \
-	root_args='{"args": ["--ServerApp.allow_root=True"]}'; [ "$$(id -u)" = 0 ] || root_args=''; \
 	HUB_SPAWNER=kubernetes HUB_K8S_KUBECONFIG="$(K8S_SIM_DIR)/kubeconfig" \
-	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} \
-	HUB_K8S_SPAWNER_DEFAULTS="$${HUB_K8S_SPAWNER_DEFAULTS:-$$root_args}" $(VENV)/bin/honcho start
+	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/honcho start
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
 test: deps
@@ -67,4 +73,4 @@ format: deps
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(USER_VENV)
+	rm -rf $(VENV) $(USER_VENV) $(KUBESPAWNER_VENV)

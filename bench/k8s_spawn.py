@@ -65,7 +65,6 @@ from spawn import (
 )
 
 KUBESPAWNER_VENV = Path(os.environ.get("KUBESPAWNER_VENV", ROOT / ".venv-kubespawner"))
-ALLOW_ROOT = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
 
 KUBESPAWNER_CONFIG = """\
 c = get_config()  # noqa
@@ -90,7 +89,6 @@ c.JupyterHub.load_roles = [
 c.KubeSpawner.namespace = {namespace!r}
 c.KubeSpawner.image = "quay.io/jupyter/base-notebook:latest"
 c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
-c.KubeSpawner.args = {args!r}
 c.KubeSpawner.start_timeout = 600
 c.KubeSpawner.http_timeout = 300
 c.KubeSpawner.storage_pvc_ensure = True
@@ -278,7 +276,6 @@ def start_kubespawner(tmp: Path, sim: Simulator, namespace: str, users: Sequence
         tmp=tmp,
         token=token,
         namespace=namespace,
-        args=ALLOW_ROOT,
     )
     (tmp / "jupyterhub_config.py").write_text(config)
     env = {
@@ -314,7 +311,6 @@ def start_ours_on(tmp: Path, sim: Simulator, namespace: str, users: Sequence[str
         "HUB_SPAWNER": "kubernetes",
         "HUB_K8S_KUBECONFIG": str(sim.kubeconfig),
         "HUB_K8S_NAMESPACE": namespace,
-        "HUB_K8S_SPAWNER_DEFAULTS": json.dumps({"args": ALLOW_ROOT} if ALLOW_ROOT else {}),
         "HUB_START_TIMEOUT": "600",
         "HUB_CONCURRENT_SPAWN_LIMIT": "200",
     }

@@ -64,9 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--default-env",
-        type=Path,
+        type=lambda value: Path(value) if value else None,
         default=ROOT / ".venv-user",
-        help="environment for images no --image-env matches (default .venv-user)",
+        help="environment for images no --image-env matches (default .venv-user;"
+        ' "" = none, so unmatched images fail to pull)',
     )
     parser.add_argument("--token", help="bearer token clients must send (default: random)")
     parser.add_argument(

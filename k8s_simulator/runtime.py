@@ -8,7 +8,10 @@ holds them, else onto the pod's own directory (its "root filesystem")."""
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ IMAGE_HOME = "/home/jovyan"  # the Jupyter docker-stacks' HOME and WORKDIR
 IMAGE_WORKDIR = "/home/jovyan"
 DEFAULT_CMD = ("jupyterhub-singleuser",)  # a Jupyter image's CMD when the pod gives none
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ROOT_CONFIG = Path(tempfile.gettempdir()) / "k8s-simulator-allow-root"
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 
 
@@ -179,6 +183,16 @@ def build_launch(
         value = _env_value(item, pod, lookup, env)
         if value is not None:
             env[item["name"]] = value
+    if os.geteuid() == 0:
+        # Images run Jupyter as a non-root USER (jovyan); here every container runs as the
+        # simulator's user. When that is root, tell Jupyter servers root is expected, through
+        # the lowest-priority config dir, rather than by changing the pod's own args.
+        ROOT_CONFIG.mkdir(parents=True, exist_ok=True)
+        (ROOT_CONFIG / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"allow_root": True}})
+        )
+        existing = env.get("JUPYTER_CONFIG_PATH")
+        env["JUPYTER_CONFIG_PATH"] = f"{existing}:{ROOT_CONFIG}" if existing else str(ROOT_CONFIG)
     rewrite = rewriter(pod_ip, mounts)
     home = env["HOME"]
     env = {name: rewrite(value) for name, value in env.items()}

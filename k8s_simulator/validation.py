@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 from .errors import invalid
+from .faults import ANNOTATION as FAULT_ANNOTATION
+from .faults import FAULTS
 from .quantities import is_quantity
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -118,6 +120,21 @@ def _container_causes(path: str, containers: list[Any], seen: set[str]) -> list[
     return causes
 
 
+def _fault_causes(pod: dict[str, Any]) -> list[Cause]:
+    """The simulator's own annotation: a typo must not silently mean "no fault"."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(FAULT_ANNOTATION)
+    if value is None or value in FAULTS:
+        return []
+    supported = ", ".join(f'"{f}"' for f in FAULTS)
+    return [
+        (
+            f"metadata.annotations[{FAULT_ANNOTATION}]",
+            "FieldValueNotSupported",
+            f'Unsupported value: "{value}": supported values: {supported}',
+        )
+    ]
+
+
 def _pod_causes(pod: dict[str, Any]) -> list[Cause]:
     spec = pod.get("spec")
     if not isinstance(spec, dict):
@@ -126,7 +143,8 @@ def _pod_causes(pod: dict[str, Any]) -> list[Cause]:
     if not containers:
         return [_required("spec.containers")]
     seen: set[str] = set()
-    causes = _container_causes("spec.containers", containers, seen)
+    causes = _fault_causes(pod)
+    causes += _container_causes("spec.containers", containers, seen)
     causes += _container_causes("spec.initContainers", spec.get("initContainers") or [], seen)
     volumes = {v.get("name") for v in spec.get("volumes") or []}
     for index, container in enumerate(containers):

@@ -34,7 +34,7 @@ POD_IPS_UNREACHABLE = (
 # An image with python on a real cluster; the simulator maps every image to .venv-user.
 PYTHON_IMAGE = "python:3.11-slim"
 # Small on purpose, so tests can push a watch past the kept history (410 Gone).
-SIMULATOR_HISTORY = 300
+SIMULATOR_HISTORY = 100
 
 
 @dataclass

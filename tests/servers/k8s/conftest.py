@@ -4,7 +4,6 @@ against the real cluster HUB_TEST_KUBECONFIG names."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -26,9 +25,6 @@ def kube(k8s_cluster, settings) -> Iterator[object]:
     settings.HUB_K8S_NAMESPACE = k8s_cluster.namespace
     settings.HUB_K8S_INSTANCE = "hub"
     settings.HUB_K8S_IMAGE = IMAGE
-    # the simulator's kubelet runs containers as this machine's user, not as
-    # the pod's uid 1000: as root (CI), jupyter-server wants to be told
-    as_root = k8s_cluster.simulated and os.geteuid() == 0
-    settings.HUB_K8S_SPAWNER_DEFAULTS = {"args": ["--ServerApp.allow_root=True"]} if as_root else {}
+    settings.HUB_K8S_SPAWNER_DEFAULTS = {}
     yield k8s_cluster
     close_clusters()
