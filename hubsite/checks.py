@@ -63,7 +63,7 @@ def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[Che
             Error(
                 f"HUB_K8S_KUBECONFIG names {kubeconfig!r}, which is not a file",
                 hint="Point it at a kubeconfig, or unset it inside the cluster.",
-                id="hubsite.E010",
+                id="hubsite.E020",
             )
         )
     if not kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -71,7 +71,7 @@ def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[Che
             Error(
                 "HUB_SPAWNER=kubernetes but no cluster: not in a pod and no kubeconfig",
                 hint="Set HUB_K8S_KUBECONFIG (or KUBECONFIG), or run the hub in the cluster.",
-                id="hubsite.E011",
+                id="hubsite.E021",
             )
         )
     if not settings.HUB_K8S_NAMESPACE:
@@ -79,17 +79,16 @@ def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[Che
             Error(
                 "HUB_SPAWNER=kubernetes but HUB_K8S_NAMESPACE is not set",
                 hint="Set HUB_K8S_NAMESPACE to the namespace user pods run in.",
-                id="hubsite.E012",
+                id="hubsite.E022",
             )
         )
-    if naming.label_value(settings.HUB_K8S_INSTANCE) != settings.HUB_K8S_INSTANCE or not (
-        settings.HUB_K8S_INSTANCE
-    ):
+    instance = settings.HUB_K8S_INSTANCE
+    if not naming.is_plain(instance) or len(instance) > 63:
         errors.append(
             Error(
                 f"HUB_K8S_INSTANCE {settings.HUB_K8S_INSTANCE!r} is not a plain label value",
                 hint="Use lowercase letters, digits and single dashes, e.g. 'hub'.",
-                id="hubsite.E013",
+                id="hubsite.E023",
             )
         )
     unknown = sorted(set(settings.HUB_K8S_SPAWNER_DEFAULTS) - KNOWN_KEYS)
@@ -98,7 +97,7 @@ def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[Che
             Error(
                 f"HUB_K8S_SPAWNER_DEFAULTS has unknown keys: {', '.join(unknown)}",
                 hint="Keys are KubeSpawner's trait names (servers/spawners/manifests.py).",
-                id="hubsite.E014",
+                id="hubsite.E024",
             )
         )
     return errors

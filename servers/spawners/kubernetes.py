@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT = 30.0  # for the first list of a new process
 GONE_MARGIN = 15.0  # beyond the grace period, before a stuck pod is forced
+# pods of a failed or superseded start: short, but not 0, which would remove the
+# object before the kubelet has stopped its containers (a forced delete)
+CLEANUP_GRACE = 1
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ class KubernetesSpawner(Spawner):
         try:
             running = self._wait_running(pods, state, progress, deadline)
         except SpawnError:
-            self._delete(state, grace=0)
+            self._delete(state, grace=CLEANUP_GRACE)
             raise
         return Started(url=f"http://{pod_status.pod_ip(running)}:{settings.port}", state=state)
 
@@ -234,7 +237,7 @@ class KubernetesSpawner(Spawner):
                 log.info("adopting pod %s of this same start", name)
                 return existing
             log.warning("replacing pod %s left by an earlier start of the server", name)
-            self._delete(_state_of(existing), grace=0)
+            self._delete(_state_of(existing), grace=CLEANUP_GRACE)
             self._wait_gone(name, existing["metadata"]["uid"], deadline)
         raise SpawnError(f"pod {name} keeps coming back; is another hub using the namespace?")
 

@@ -11,8 +11,8 @@ import pytest
 from servers.spawners.kubernetes import close_clusters
 
 # The simulator runs every image from .venv-user; on a real cluster the image
-# must have jupyterhub-singleuser (Z2JH's sample image does).
-IMAGE = "quay.io/jupyterhub/k8s-singleuser-sample:4.3.1"
+# must have jupyterhub-singleuser (JupyterHub's singleuser image has).
+IMAGE = "quay.io/jupyterhub/singleuser:5"
 
 
 @pytest.fixture

@@ -195,8 +195,10 @@ def reason_seen_by(user, server: Server) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
+        # the kubelet reports ErrImagePull first, ImagePullBackOff on its retries:
+        # the start fails on the first, with the registry's answer
         ("ErrImagePull", "ErrImagePull: the image could not be pulled"),
-        ("ImagePullBackOff", "ImagePullBackOff: the image could not be pulled"),
+        ("ImagePullBackOff", "the image could not be pulled (rpc error: code = NotFound"),
         ("CrashLoopBackOff", "restarting in a loop (CrashLoopBackOff)"),
         ("OOMKilled", "OOMKilled: the server ran out of memory"),
         ("Evicted", "Evicted: The node was low on resource: memory."),
