@@ -39,12 +39,12 @@ def test_local_spawner_is_not_checked(settings):
 @pytest.mark.parametrize(
     ("name", "value", "error"),
     [
-        ("HUB_K8S_KUBECONFIG", "/nonexistent/kubeconfig", "hubsite.E010"),
-        ("HUB_K8S_KUBECONFIG", "", "hubsite.E011"),
-        ("HUB_K8S_NAMESPACE", "", "hubsite.E012"),
-        ("HUB_K8S_INSTANCE", "My Hub", "hubsite.E013"),
-        ("HUB_K8S_INSTANCE", "", "hubsite.E013"),
-        ("HUB_K8S_SPAWNER_DEFAULTS", {"imgae": "x"}, "hubsite.E014"),
+        ("HUB_K8S_KUBECONFIG", "/nonexistent/kubeconfig", "hubsite.E020"),
+        ("HUB_K8S_KUBECONFIG", "", "hubsite.E021"),
+        ("HUB_K8S_NAMESPACE", "", "hubsite.E022"),
+        ("HUB_K8S_INSTANCE", "My Hub", "hubsite.E023"),
+        ("HUB_K8S_INSTANCE", "", "hubsite.E023"),
+        ("HUB_K8S_SPAWNER_DEFAULTS", {"imgae": "x"}, "hubsite.E024"),
     ],
 )
 def test_misconfiguration_is_an_error_naming_the_variable(kubernetes, name, value, error):
