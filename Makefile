@@ -4,7 +4,7 @@ VENV := .venv
 USER_VENV := .venv-user
 KUBESPAWNER_VENV := .venv-kubespawner
 
-.PHONY: run test lint format deps clean manage system-deps
+.PHONY: run run-k8s test lint format deps clean manage system-deps
 
 deps: $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
 
@@ -57,6 +57,24 @@ system-deps:
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# `make run` on "Kubernetes": the API simulator (k8s_simulator/, a simulator, not
+# a cluster) plays the cluster, and servers are pods (HUB_SPAWNER=kubernetes).
+K8S_SIM_DIR = $${HUB_DATA_DIR:-data}/k8s-simulator
+run-k8s: deps
+	$(VENV)/bin/python manage.py migrate --verbosity 0
+	$(VENV)/bin/python manage.py ensure_admin
+	@mkdir -p "$(K8S_SIM_DIR)" && rm -f "$(K8S_SIM_DIR)/kubeconfig"; \
+	$(VENV)/bin/python -m k8s_simulator --kubeconfig "$(K8S_SIM_DIR)/kubeconfig" \
+		--state-dir "$(K8S_SIM_DIR)/state" >"$(K8S_SIM_DIR)/simulator.log" 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim' EXIT INT TERM; \
+	timeout 60 sh -c 'until [ -s "$$0" ]; do sleep 0.1; done' "$(K8S_SIM_DIR)/kubeconfig" \
+		|| { echo "the simulator did not start: see $(K8S_SIM_DIR)/simulator.log"; exit 1; }; \
+	echo ""; \
+	echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (servers are pods on the simulator; Ctrl-C stops everything)"; \
+	echo ""; \
+	HUB_SPAWNER=kubernetes HUB_K8S_KUBECONFIG="$(K8S_SIM_DIR)/kubeconfig" \
+	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/python -m hubsite.supervisor
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
 test: deps system-deps
