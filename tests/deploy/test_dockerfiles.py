@@ -64,9 +64,9 @@ def test_every_copied_path_exists_and_is_not_docker_ignored(dockerfile):
 
 def test_hub_image_copies_every_app_package():
     copied = {rest.split()[0] for rest in arguments(HUB_IMAGE, "COPY")}
-    packages = {
-        p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in ("tests", "bench")
-    }
+    # the Kubernetes API simulator is a development tool (`make run-k8s`, tests), not the hub
+    not_shipped = ("tests", "bench", "k8s_simulator")
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in not_shipped}
     assert packages <= copied
     assert {"manage.py", "templates", "static", "requirements.txt"} <= copied
 
@@ -155,11 +155,9 @@ def test_build_and_read_only_start_write_nothing_but_static_files(tmp_path, rend
 
 def runtime_env(objs: list[dict], data: Path, tmp_path: Path) -> dict[str, str]:
     """The hub container's environment from k8s/overlays/dev, with the mounted
-    Secret files written under TMP_PATH. The spawner block (HUB_SPAWNER,
-    HUB_K8S_*) is left out until servers/spawners/kubernetes.py is merged:
-    today's settings accept only the local spawner."""
+    Secret files written under TMP_PATH."""
     config = find(objs, "ConfigMap", "hub-config")["data"]
-    env = {k: v for k, v in config.items() if k != "HUB_SPAWNER" and not k.startswith("HUB_K8S_")}
+    env = dict(config)
     secrets = {s["metadata"]["name"]: s for s in objs if s["kind"] == "Secret"}
     hub = container(find(objs, "Deployment", "hub"), "hub")
     for variable in hub["env"]:
@@ -168,7 +166,13 @@ def runtime_env(objs: list[dict], data: Path, tmp_path: Path) -> dict[str, str]:
             secret_file.parent.mkdir(parents=True, exist_ok=True)
             secret_file.write_text(_secret_value(secrets, secret_file.name))
             env[variable["name"]] = str(secret_file)
-    return {**env, "HUB_DATA_DIR": str(data)}
+        elif variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == (
+            "metadata.namespace"
+        ):
+            env[variable["name"]] = "hub-dev"
+    # a pod is told where its API server is (loopback here: nothing connects; the client
+    # reads the service account only when the spawner first talks to the cluster)
+    return {**env, "HUB_DATA_DIR": str(data), "KUBERNETES_SERVICE_HOST": "127.0.0.1"}
 
 
 def _secret_value(secrets: dict[str, dict], key: str) -> str:
