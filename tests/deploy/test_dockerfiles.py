@@ -66,7 +66,9 @@ def test_hub_image_copies_every_app_package():
     copied = {rest.split()[0] for rest in arguments(HUB_IMAGE, "COPY")}
     # the Kubernetes API simulator is a development tool (`make run-k8s`, tests), not the hub
     not_shipped = ("tests", "bench", "k8s_simulator")
-    packages = {p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in not_shipped}
+    packages = {
+        p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in not_shipped
+    }
     assert packages <= copied
     assert {"manage.py", "templates", "static", "requirements.txt"} <= copied
 
