@@ -441,7 +441,14 @@ def private_database(url: str) -> tuple[str, Callable[[], None]]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
-def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> Hub:
+def start_ours(
+    tmp: Path,
+    users: Sequence[str],
+    poll: float,
+    redis_db: int,
+    extra_env: dict[str, str] | None = None,
+) -> Hub:
+    """Our Procfile's hub, router and worker; EXTRA_ENV (e.g. HUB_SPAWNER) on top."""
     tmp.mkdir(parents=True)
     hub_port, router_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
@@ -455,6 +462,7 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
         HUB_LOG_LEVEL="WARNING",
     )
+    env.update(extra_env or {})
     cleanups: list[Callable[[], None]] = []
     backends = ["SQLite", "filesystem broker"]
     if os.environ.get("HUB_DATABASE_URL"):

@@ -228,7 +228,10 @@ async def serve(config: Config, sock: socket.socket) -> None:
     server_addon = proxyserver.Proxyserver()
     edges = edge.EdgeWorker(config.edges, config.host, supervised=config.ready_fd is not None)
     proxy.addons.add(
-        server_addon, *edges.addons_before(), RouterAddon(sync, upstream), *edges.addons_after()
+        server_addon,
+        *edges.addons_before(),
+        RouterAddon(sync, upstream, connect_timeout=config.edges.connect_timeout),
+        *edges.addons_after(),
     )
     # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
     opts.update(
