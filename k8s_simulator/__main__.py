@@ -91,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--backoff-max", type=float, default=300.0, help="back-off cap in seconds (kubelet: 300)"
     )
+    parser.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="also serve requests without a token (kubectl does not send one over plain HTTP);"
+        " a wrong token is still 401",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -107,6 +113,7 @@ def _build(args: argparse.Namespace, images: ImageMap, nodes: list) -> Simulator
         bookmark_interval=args.bookmark_interval,
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
+        allow_anonymous=args.allow_anonymous,
     )
 
 

@@ -20,6 +20,7 @@ from .kinds import KINDS, SUBRESOURCES
 from .patches import apply_patch
 from .selectors import matches_fields, matches_labels, parse_field_selector, parse_label_selector
 from .store import Change
+from .tables import build_table, wants_table
 
 if TYPE_CHECKING:
     from .simulator import Simulator
@@ -140,7 +141,10 @@ class Handler(BaseHTTPRequestHandler):
     def _authorized(self, path: str) -> bool:
         if path in ("/healthz", "/livez", "/readyz"):
             return True
-        return self.headers.get("Authorization") == f"Bearer {self.server.simulator.token}"
+        given = self.headers.get("Authorization")
+        if given is None and self.server.simulator.allow_anonymous:
+            return True  # kubectl sends no bearer token over plain HTTP
+        return given == f"Bearer {self.server.simulator.token}"
 
     do_GET = lambda self: self._dispatch("GET")  # noqa: E731
     do_POST = lambda self: self._dispatch("POST")  # noqa: E731
@@ -218,6 +222,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise errors.bad_request("the body of the request must be a JSON object")
             self._send_json(201, store.create(plural, namespace, body))
             return
+        if method == "DELETE" and namespace is not None:
+            self._delete_collection(plural, namespace, query, body or {})
+            return
         if method != "GET":
             raise errors.ApiError(
                 405,
@@ -235,6 +242,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as error:
             raise errors.bad_request(f"invalid limit {query['limit']!r}") from error
         items, rv, resume = store.list(plural, namespace, labels, fields, limit=limit, after=after)
+        if wants_table(self.headers.get("Accept", "")):
+            self._send_json(200, build_table(plural, items, str(rv)))
+            return
         metadata: dict[str, Any] = {"resourceVersion": str(rv)}
         if resume is not None:
             metadata["continue"] = _encode_continue(resume)
@@ -248,6 +258,38 @@ class Handler(BaseHTTPRequestHandler):
                 "apiVersion": "v1",
                 "metadata": metadata,
                 "items": items,
+            },
+        )
+
+    def _delete_collection(
+        self, plural: str, namespace: str, query: dict[str, str], options: dict[str, Any]
+    ) -> None:
+        store = self.server.simulator.store
+        labels = parse_label_selector(query.get("labelSelector"))
+        fields = parse_field_selector(plural, query.get("fieldSelector"))
+        grace = query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        items, rv, _ = store.list(plural, namespace, labels, fields)
+        deleted = []
+        for obj in items:
+            try:
+                deleted.append(
+                    store.delete(
+                        plural,
+                        namespace,
+                        obj["metadata"]["name"],
+                        grace=None if grace in (None, "") else int(grace),
+                    )
+                )
+            except errors.ApiError:
+                continue  # went away meanwhile
+        kind = KINDS[plural].kind + "List"
+        self._send_json(
+            200,
+            {
+                "kind": kind,
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": str(rv)},
+                "items": deleted,
             },
         )
 
@@ -268,7 +310,10 @@ class Handler(BaseHTTPRequestHandler):
                 200, simulator.kubelet.read_log(store.get(plural, namespace, name), query)
             )
         elif method == "GET":
-            self._send_json(200, store.get(plural, namespace, name))
+            obj = store.get(plural, namespace, name)
+            if wants_table(self.headers.get("Accept", "")):
+                obj = build_table(plural, [obj], obj["metadata"]["resourceVersion"])
+            self._send_json(200, obj)
         elif method == "PUT":
             if not isinstance(body, dict):
                 raise errors.bad_request("the body of the request must be a JSON object")

@@ -100,6 +100,7 @@ class Kubelet:
         self.ips = IpPool()
         self.pulled: set[tuple[str, str]] = set()
         self._workers: dict[str, PodWorker] = {}
+        self._done: set[str] = set()  # uids whose worker finished
         self._lock = threading.Lock()
         self._feed = store.subscribe()
         self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
@@ -135,13 +136,12 @@ class Kubelet:
         uid = pod["metadata"]["uid"]
         with self._lock:
             worker = self._workers.get(uid)
-            if worker is None and change.type != "DELETED" and pod["spec"].get("nodeName"):
-                if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-                    return
-                worker = self._workers[uid] = PodWorker(self, pod)
-                worker.start()
-        if worker is None:
-            return
+            if worker is None:
+                current = self._runnable(change)
+                if current is not None:
+                    worker = self._workers[uid] = PodWorker(self, current)
+                    worker.start()
+                return
         if change.type == "DELETED":
             worker.inbox.put(("delete", pod["metadata"].get("deletionGracePeriodSeconds", 0), True))
         elif pod["metadata"].get("deletionTimestamp"):
@@ -149,9 +149,27 @@ class Kubelet:
                 ("delete", pod["metadata"].get("deletionGracePeriodSeconds", 0), False)
             )
 
+    def _runnable(self, change: Change) -> dict[str, Any] | None:
+        """A bound, live pod this kubelet has not run yet (changes arrive late: a pod whose
+        worker already finished, or that is gone from the store, must not start again)."""
+        pod, meta = change.obj, change.obj["metadata"]
+        if change.type == "DELETED" or meta["uid"] in self._done or not pod["spec"].get("nodeName"):
+            return None
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        current = self.store.find("pods", meta["namespace"], meta["name"])
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return None
+        if current["metadata"].get("deletionTimestamp"):
+            # deleted before it ever ran here: nothing to stop, finish the delete
+            self.store.remove("pods", meta["namespace"], meta["name"], meta["uid"])
+            return None
+        return current
+
     def forget(self, uid: str) -> None:
         with self._lock:
             self._workers.pop(uid, None)
+            self._done.add(uid)
 
     def worker(self, namespace: str, name: str) -> PodWorker:
         with self._lock:

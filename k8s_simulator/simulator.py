@@ -39,7 +39,9 @@ class Simulator:
         bookmark_interval: float = 60.0,
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
+        allow_anonymous: bool = False,
     ) -> None:
+        self.allow_anonymous = allow_anonymous
         self.state_dir = state_dir.resolve()
         self.token = token or secrets.token_urlsafe(24)
         self.bookmark_interval = bookmark_interval

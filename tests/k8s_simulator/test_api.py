@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 from kubernetes.client import ApiException
@@ -213,3 +214,31 @@ def _pvc(name: str) -> dict:
         "metadata": {"name": name},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     }
+
+
+def test_delete_collection_deletes_what_the_selector_matches(k8s_cluster):
+    core, ns = k8s_cluster.core, k8s_cluster.namespace
+    core.create_namespaced_config_map(ns, _configmap("one", batch="x"))
+    core.create_namespaced_config_map(ns, _configmap("two", batch="x"))
+    core.create_namespaced_config_map(ns, _configmap("other"))
+    core.delete_collection_namespaced_config_map(ns, label_selector="batch=x")
+    names = [c.metadata.name for c in core.list_namespaced_config_map(ns).items]
+    assert "other" in names and "one" not in names and "two" not in names
+
+
+def test_kubectl_style_table_requests_get_a_table(k8s_cluster):
+    simulator = k8s_cluster.require_simulator("checks the simulator's Table rendering")
+    core, ns = k8s_cluster.core, k8s_cluster.namespace
+    core.create_namespaced_pod(ns, pod_manifest("listed", ["sleep", "60"]))
+    request = urllib.request.Request(
+        f"{simulator.url}/api/v1/namespaces/{ns}/pods",
+        headers={
+            "Authorization": f"Bearer {simulator.token}",
+            "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        table = json.loads(response.read())
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]][:3] == ["Name", "Ready", "Status"]
+    assert table["rows"][0]["cells"][0] == "listed"

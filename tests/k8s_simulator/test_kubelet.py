@@ -217,3 +217,33 @@ def test_exec_readiness_probe_sees_the_container_paths(k8s_cluster):
     running = k8s_cluster.wait_for_pod("probed", lambda p: p.status.phase == "Running")
     assert not is_ready(running)  # running, but the probe has not passed yet
     assert k8s_cluster.wait_for_pod("probed", is_ready)
+
+
+def test_config_map_and_secret_volumes_are_files_at_their_mount_paths(k8s_cluster):
+    core, ns = k8s_cluster.core, k8s_cluster.namespace
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "cfg"}, "data": {"app.ini": "a=1"}})
+    core.create_namespaced_secret(
+        ns, {"metadata": {"name": "sec"}, "stringData": {"pw": "hunter2"}}
+    )
+    mounts = [
+        {"name": "cfg", "mountPath": "/etc/app"},
+        {"name": "sec", "mountPath": "/etc/secret", "readOnly": True},
+    ]
+    volumes = [
+        {"name": "cfg", "configMap": {"name": "cfg"}},
+        {
+            "name": "sec",
+            "secret": {"secretName": "sec", "items": [{"key": "pw", "path": "password"}]},
+        },
+    ]
+    show = "print(open('/etc/app/app.ini').read(), open('/etc/secret/password').read())"
+    manifest = pod_manifest(
+        "files",
+        ["python", "-c", show],
+        restartPolicy="Never",
+        container={"volumeMounts": mounts},
+        volumes=volumes,
+    )
+    core.create_namespaced_pod(ns, manifest)
+    assert k8s_cluster.wait_for_pod("files", lambda p: p.status.phase == "Succeeded")
+    assert core.read_namespaced_pod_log("files", ns) == "a=1 hunter2\n"

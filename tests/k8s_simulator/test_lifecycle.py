@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import kubernetes
@@ -181,3 +182,15 @@ def test_a_damaged_snapshot_is_refused_with_a_clear_error(tmp_path):
     result = _cli("--state-dir", str(tmp_path / "s"))
     assert result.returncode == 2 and "not a simulator snapshot" in result.stderr
     assert (tmp_path / "s" / "objects.json").read_text() == "{not json"  # nothing lost
+
+
+def test_allow_anonymous_serves_tokenless_requests_but_not_wrong_tokens(k8s_cluster, tmp_path):
+    k8s_cluster.require_simulator("runs a simulator of its own with --allow-anonymous")
+    own = start_simulator(tmp_path, "--allow-anonymous")
+    try:
+        with urllib.request.urlopen(f"{own.url}/api/v1/namespaces", timeout=10) as response:
+            assert response.status == 200
+        own.token = "wrong"
+        assert own.call("GET", "/api/v1/namespaces")[0] == 401
+    finally:
+        stop_simulator(own)
