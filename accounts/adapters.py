@@ -15,10 +15,24 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.client_address import client_address
+
 
 class HubAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return settings.HUB_SIGNUP_OPEN
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # the address allauth's rate limits count: the real client's, not the router's
+        return client_address(request)
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        # allauth keys an account's failures by "<Host header>:<login>"; with any
+        # Host accepted, a new Host would be a fresh set of tries on the same
+        # account, and two hub replicas reached on different addresses would not
+        # share a lockout. The account alone is the key, as the hub names it.
+        login = credentials.get("email", credentials.get("username", ""))
+        return "login:" + str(login).strip().lower()
 
     def clean_username(self, username: str, shallow: bool = False) -> str:
         # JupyterHub normalizes names to lowercase; so do we, before validation

@@ -13,6 +13,7 @@ from hubsite.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     parse_database_url,
@@ -159,6 +160,35 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_USERNAME_MIN_LENGTH = 1
 ACCOUNT_USERNAME_VALIDATORS = "accounts.validators.username_validators"
 ACCOUNT_SESSION_REMEMBER = True
+
+# --- sign-in: client identity and limits (accounts/client_address.py) ---------
+# X-Forwarded-For is believed only from these (the router; a load balancer)
+HUB_TRUSTED_PROXIES = env_networks("HUB_TRUSTED_PROXIES", ["127.0.0.0/8", "::1"])
+HUB_LOGIN_FAILURES_PER_CLIENT = env_int("HUB_LOGIN_FAILURES_PER_CLIENT", 10, minimum=1)
+HUB_LOGIN_FAILURES_PER_ACCOUNT = env_int("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+HUB_LOGIN_LOCKOUT_SECONDS = env_int("HUB_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+ACCOUNT_RATE_LIMITS = {
+    # per real client per minute, and per account name (locked for the window)
+    "login_failed": f"{HUB_LOGIN_FAILURES_PER_CLIENT}/m/ip,"
+    f"{HUB_LOGIN_FAILURES_PER_ACCOUNT}/{HUB_LOGIN_LOCKOUT_SECONDS}s/key",
+}
+# allauth counts in the default cache: shared by every hub process and kept
+# across restarts (Redis, else a table made by hubsite's migration)
+if env_str("HUB_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("HUB_REDIS_URL"),
+            "KEY_PREFIX": "hub",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "hub_cache",
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
