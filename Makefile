@@ -3,9 +3,21 @@ PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
 
-.PHONY: run test lint format deps clean
+.PHONY: run test lint format deps system-deps clean
 
-deps: $(VENV)/.installed $(USER_VENV)/.installed
+deps: system-deps $(VENV)/.installed $(USER_VENV)/.installed
+
+# Debian packages: python-ldap builds against libldap2-dev/libsasl2-dev; the
+# LDAP tests run Debian's slapd. Installed when missing (as root), else named.
+SYSTEM_PACKAGES := slapd ldap-utils libldap2-dev libsasl2-dev
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; \
+	fi
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }

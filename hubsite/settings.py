@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hubsite import signin
 from hubsite.env import (
     env_bool,
     env_choice,
@@ -172,6 +173,13 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": f"{HUB_LOGIN_FAILURES_PER_CLIENT}/m/ip,"
     f"{HUB_LOGIN_FAILURES_PER_ACCOUNT}/{HUB_LOGIN_LOCKOUT_SECONDS}s/key",
 }
+# crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
+HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
+HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")
+# sign-in methods (hubsite/signin.py turns HUB_LDAP_* etc. into library settings)
+globals().update(signin.ldap_settings())
+if env_str("HUB_LDAP_URI"):
+    AUTHENTICATION_BACKENDS.append(signin.LDAP_BACKEND)
 # allauth counts in the default cache: shared by every hub process and kept
 # across restarts (Redis, else a table made by hubsite's migration)
 if env_str("HUB_REDIS_URL"):

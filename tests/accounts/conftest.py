@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from hubsite import signin as signin_settings
 from tests.limits import clear_sign_in_limits
 from tests.live import ROOT
+from tests.services.slapd import Slapd, start_slapd
 
 
 @pytest.fixture
@@ -85,3 +87,35 @@ def launched_hubs(transactional_db) -> Iterator[Callable[[], HubProcess]]:
     yield launch
     for hub in started:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory) -> Iterator[Slapd]:
+    """A real slapd with the directory of tests/services/slapd.py (PEOPLE)."""
+    server = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def use_ldap(slapd, monkeypatch, settings) -> Callable[..., None]:
+    """Configure LDAP sign-in from HUB_LDAP_* variables, through the same code
+    that reads them at start (hubsite/signin.py); the hub's settings follow."""
+
+    def configure(**variables: str) -> None:
+        for name in list(os.environ):
+            if name.startswith("HUB_LDAP_"):
+                monkeypatch.delenv(name)
+        variables.setdefault("HUB_LDAP_URI", slapd.uri)
+        variables.setdefault("HUB_LDAP_CA_FILE", str(slapd.certs.ca))
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        for name, value in signin_settings.ldap_settings().items():
+            setattr(settings, name, value)
+        if signin_settings.LDAP_BACKEND not in settings.AUTHENTICATION_BACKENDS:
+            settings.AUTHENTICATION_BACKENDS = [
+                *settings.AUTHENTICATION_BACKENDS,
+                signin_settings.LDAP_BACKEND,
+            ]
+
+    return configure

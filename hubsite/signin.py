@@ -1,0 +1,126 @@
+"""Sign-in settings built from HUB_* variables: the django-auth-ldap
+(AUTH_LDAP_*) and allauth names are filled here, so every method is
+configured from the environment alone. Read once, by hubsite/settings.py; a
+value that cannot work stops the hub at start with the variable's name."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from hubsite.env import env_bool, env_choice, env_list, env_secret, env_str
+
+LDAP_BACKEND = "accounts.backends.HubLDAPBackend"
+GROUP_TYPES = {
+    "groupOfNames": ("GroupOfNamesType", "(objectClass=groupOfNames)"),
+    "groupOfUniqueNames": ("GroupOfUniqueNamesType", "(objectClass=groupOfUniqueNames)"),
+    "posixGroup": ("PosixGroupType", "(objectClass=posixGroup)"),
+    "activeDirectory": ("NestedActiveDirectoryGroupType", "(objectClass=group)"),
+}
+
+
+def dn_list(name: str) -> list[str]:
+    """Distinguished names contain commas, so lists of them are `;`-separated."""
+    return [dn.strip() for dn in os.environ.get(name, "").split(";") if dn.strip()]
+
+
+def allow_list(name: str, *, dns: bool = False) -> list[str] | None:
+    """None when unset (no allow-list). Set but empty stops the hub: it would
+    let nobody in, which is never what was meant (fail closed, loudly)."""
+    if name not in os.environ:
+        return None
+    values = dn_list(name) if dns else env_list(name)
+    if not values:
+        raise ImproperlyConfigured(f"{name} is set but empty: nobody could sign in; unset it")
+    return values
+
+
+def username_template(name: str, value: str) -> str:
+    """`{username}` (LDAPAuthenticator's spelling) -> django-auth-ldap's `%(user)s`."""
+    if value.count("{username}") != 1:
+        raise ImproperlyConfigured(f"{name} must contain {{username}} once (got {value!r})")
+    return value.replace("%", "%%").replace("{username}", "%(user)s")
+
+
+def ldap_settings() -> dict[str, object]:
+    """AUTH_LDAP_* for django-auth-ldap; {} when HUB_LDAP_URI is unset."""
+    uri = env_str("HUB_LDAP_URI")
+    if not uri:
+        return {}
+    import ldap
+    from django_auth_ldap import config
+
+    if not uri.startswith(("ldap://", "ldaps://")):
+        raise ImproperlyConfigured(f"HUB_LDAP_URI must start with ldap:// or ldaps:// ({uri!r})")
+    template = env_str("HUB_LDAP_USER_DN_TEMPLATE")
+    search_base = env_str("HUB_LDAP_USER_SEARCH_BASE")
+    if bool(template) == bool(search_base):
+        raise ImproperlyConfigured(
+            "with HUB_LDAP_URI set exactly one of HUB_LDAP_USER_DN_TEMPLATE (bind as "
+            "uid={username},ou=people,...) or HUB_LDAP_USER_SEARCH_BASE (search, then bind)"
+        )
+    bind_dn = env_str("HUB_LDAP_BIND_DN")
+    out: dict[str, object] = {
+        "AUTH_LDAP_SERVER_URI": uri,
+        "AUTH_LDAP_START_TLS": env_bool("HUB_LDAP_START_TLS", False),
+        "AUTH_LDAP_BIND_DN": bind_dn,
+        "AUTH_LDAP_BIND_PASSWORD": env_secret("HUB_LDAP_BIND_PASSWORD"),
+        # without a service account, the user's own bind reads their groups
+        "AUTH_LDAP_BIND_AS_AUTHENTICATING_USER": not bind_dn,
+        "AUTH_LDAP_USER_ATTR_MAP": {
+            "email": env_str("HUB_LDAP_EMAIL_ATTRIBUTE", "mail"),
+            "display_name": env_str("HUB_LDAP_DISPLAY_NAME_ATTRIBUTE", "displayName"),
+        },
+        "AUTH_LDAP_CONNECTION_OPTIONS": _tls_options(ldap),
+    }
+    if template:
+        out["AUTH_LDAP_USER_DN_TEMPLATE"] = username_template("HUB_LDAP_USER_DN_TEMPLATE", template)
+    else:
+        user_filter = env_str("HUB_LDAP_USER_FILTER", "(uid={username})")
+        out["AUTH_LDAP_USER_SEARCH"] = config.LDAPSearch(
+            search_base, ldap.SCOPE_SUBTREE, username_template("HUB_LDAP_USER_FILTER", user_filter)
+        )
+    out.update(_group_settings(ldap, config))
+    return out
+
+
+def _tls_options(ldap) -> dict[int, object]:
+    options: dict[int, object] = {ldap.OPT_NETWORK_TIMEOUT: 10, ldap.OPT_REFERRALS: 0}
+    ca_file = env_str("HUB_LDAP_CA_FILE")
+    if ca_file:
+        if not os.path.isfile(ca_file):
+            raise ImproperlyConfigured(f"HUB_LDAP_CA_FILE: no such file {ca_file}")
+        options[ldap.OPT_X_TLS_CACERTFILE] = ca_file
+    options[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND
+    options[ldap.OPT_X_TLS_NEWCTX] = 0  # last: applies the TLS options above
+    return options
+
+
+def _group_settings(ldap, config) -> dict[str, object]:
+    base = env_str("HUB_LDAP_GROUP_SEARCH_BASE")
+    allowed = allow_list("HUB_LDAP_ALLOWED_GROUPS", dns=True)
+    admins = dn_list("HUB_LDAP_ADMIN_GROUPS")
+    if not base:
+        if allowed or admins:
+            raise ImproperlyConfigured(
+                "HUB_LDAP_ALLOWED_GROUPS/HUB_LDAP_ADMIN_GROUPS need HUB_LDAP_GROUP_SEARCH_BASE"
+            )
+        return {}
+    kind = env_choice("HUB_LDAP_GROUP_TYPE", "groupOfNames", tuple(GROUP_TYPES))
+    type_name, default_filter = GROUP_TYPES[kind]
+    out: dict[str, object] = {
+        "AUTH_LDAP_GROUP_SEARCH": config.LDAPSearch(
+            base, ldap.SCOPE_SUBTREE, env_str("HUB_LDAP_GROUP_FILTER", default_filter)
+        ),
+        "AUTH_LDAP_GROUP_TYPE": getattr(config, type_name)(name_attr="cn"),
+    }
+    if allowed:
+        query = config.LDAPGroupQuery(allowed[0])
+        for dn in allowed[1:]:
+            query |= config.LDAPGroupQuery(dn)
+        out["AUTH_LDAP_REQUIRE_GROUP"] = query
+    if admins:
+        # set at every login, so leaving the group takes the flag away
+        out["AUTH_LDAP_USER_FLAGS_BY_GROUP"] = {"is_superuser": admins, "is_staff": admins}
+    return out
