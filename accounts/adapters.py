@@ -12,10 +12,13 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.stagekit import clear_login
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts import policy, services
 from accounts.client_address import client_address
+from accounts.validators import normalize_username
 
 
 class HubAccountAdapter(DefaultAccountAdapter):
@@ -36,7 +39,12 @@ class HubAccountAdapter(DefaultAccountAdapter):
 
     def clean_username(self, username: str, shallow: bool = False) -> str:
         # JupyterHub normalizes names to lowercase; so do we, before validation
-        return super().clean_username(username.strip().lower(), shallow=shallow)
+        username = super().clean_username(normalize_username(username), shallow=shallow)
+        # a sign-up the policy would refuse at login is refused now, account-less
+        verdict = policy.decide(username, (), is_admin=False, policy=policy.configured_policy())
+        if not verdict.allowed and not policy.configured_policy().allowed_groups:
+            raise ValidationError("This name is not allowed to sign up on this hub.")
+        return username
 
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):
         user.is_approved = not settings.HUB_SIGNUP_REQUIRES_APPROVAL
@@ -44,8 +52,23 @@ class HubAccountAdapter(DefaultAccountAdapter):
 
     def pre_login(self, request: HttpRequest, user, **kwargs: Any) -> HttpResponse | None:
         refused = super().pre_login(request, user, **kwargs)
-        if refused is not None or getattr(user, "is_approved", True):
+        if refused is not None:
             return refused
+        groups = [g.name for g in user.hub_groups.all()]
+        verdict = policy.decide(
+            user.username, groups, is_admin=user.is_superuser, policy=policy.configured_policy()
+        )
+        if not verdict.allowed:
+            clear_login(request)
+            context = {"username": user.get_username()}
+            return render(request, "account/not_allowed.html", context, status=403)
+        if verdict.make_admin and not (user.is_superuser and user.is_approved):
+            # named by the operator (HUB_ADMIN_USERS): admin, and nothing to approve
+            services.set_admin(user, True)
+            services.approve_users([user])
+            user.is_approved = True
+        if getattr(user, "is_approved", True):
+            return None
         # the same clean-up allauth does for inactive users: no half-login stays behind
         clear_login(request)
         signup = bool(kwargs.get("signup"))

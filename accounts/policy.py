@@ -63,3 +63,16 @@ def decide(username: str, groups: Iterable[str], *, is_admin: bool, policy: Poli
     if policy.allowed_groups and policy.allowed_groups & set(groups):
         return Verdict(True)
     return Verdict(False, "not on the allow-list")
+
+
+def configured_policy() -> Policy:
+    """The policy from HUB_ALLOWED_USERS, HUB_ALLOWED_GROUPS, HUB_BLOCKED_USERS
+    and HUB_ADMIN_USERS (hubsite/settings.py)."""
+    from django.conf import settings
+
+    return Policy.build(
+        allowed_users=settings.HUB_ALLOWED_USERS,
+        allowed_groups=settings.HUB_ALLOWED_GROUPS,
+        blocked_users=settings.HUB_BLOCKED_USERS,
+        admin_users=settings.HUB_ADMIN_USERS,
+    )

@@ -173,6 +173,11 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": f"{HUB_LOGIN_FAILURES_PER_CLIENT}/m/ip,"
     f"{HUB_LOGIN_FAILURES_PER_ACCOUNT}/{HUB_LOGIN_LOCKOUT_SECONDS}s/key",
 }
+# who may sign in, whatever the method (accounts/policy.py); unset = no list
+HUB_ALLOWED_USERS = signin.allow_list("HUB_ALLOWED_USERS")
+HUB_ALLOWED_GROUPS = signin.allow_list("HUB_ALLOWED_GROUPS")
+HUB_BLOCKED_USERS = env_list("HUB_BLOCKED_USERS")
+HUB_ADMIN_USERS = env_list("HUB_ADMIN_USERS")
 # crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
 HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
 HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")

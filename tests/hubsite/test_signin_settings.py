@@ -79,3 +79,14 @@ def test_an_ldap_uri_of_another_scheme_stops_the_hub(ldap_env, monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="must start with ldap://"):
         monkeypatch.setenv("HUB_LDAP_URI", "http://dir")
         signin.ldap_settings()
+
+
+def test_an_allow_list_set_but_empty_stops_the_hub(monkeypatch):
+    monkeypatch.setenv("HUB_ALLOWED_USERS", " , ")
+    with pytest.raises(ImproperlyConfigured, match="HUB_ALLOWED_USERS is set but empty"):
+        signin.allow_list("HUB_ALLOWED_USERS")
+
+
+def test_an_unset_allow_list_is_no_allow_list(monkeypatch):
+    monkeypatch.delenv("HUB_ALLOWED_USERS", raising=False)
+    assert signin.allow_list("HUB_ALLOWED_USERS") is None
