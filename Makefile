@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
 
-.PHONY: run test lint format deps system-deps clean
+.PHONY: run test lint format deps system-deps test-deps clean
 
 deps: system-deps $(VENV)/.installed $(USER_VENV)/.installed
 
@@ -12,12 +12,20 @@ deps: system-deps $(VENV)/.installed $(USER_VENV)/.installed
 SYSTEM_PACKAGES := slapd ldap-utils libldap2-dev libsasl2-dev
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; \
 	fi
+
+# The sign-in tests' OpenID Connect provider (npm oidc-provider, pinned by its lock file)
+OIDC_DIR := tests/services/oidc
+test-deps: $(OIDC_DIR)/node_modules/.installed
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -43,7 +51,7 @@ run: deps
 	$(VENV)/bin/honcho start
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps
+test: deps test-deps
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -11,13 +11,17 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.stagekit import clear_login
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts import policy, services
+from accounts import policy, services, signin
+from accounts.claims import ProviderVerdict, decide_provider, merged_claims
 from accounts.client_address import client_address
+from accounts.models import User
 from accounts.validators import normalize_username
 
 
@@ -54,6 +58,9 @@ class HubAccountAdapter(DefaultAccountAdapter):
         refused = super().pre_login(request, user, **kwargs)
         if refused is not None:
             return refused
+        sociallogin = (kwargs.get("signal_kwargs") or {}).get("sociallogin")
+        if sociallogin is not None:
+            record_social_sign_in(user, sociallogin)
         groups = [g.name for g in user.hub_groups.all()]
         verdict = policy.decide(
             user.username, groups, is_admin=user.is_superuser, policy=policy.configured_policy()
@@ -77,3 +84,94 @@ class HubAccountAdapter(DefaultAccountAdapter):
         return render(
             request, "account/awaiting_approval.html", context, status=200 if signup else 403
         )
+
+
+PROVIDER_METHODS = {"oidc": "oidc", "google": "google", "github": "github"}
+
+
+def provider_verdict(sociallogin) -> ProviderVerdict:
+    config = settings.HUB_SOCIAL_PROVIDERS[sociallogin.account.provider]
+    return decide_provider(merged_claims(sociallogin.account.extra_data), config)
+
+
+def upstream_state(sociallogin) -> dict[str, Any]:
+    """JupyterHub's auth_state for OAuthenticator logins."""
+    token = sociallogin.token
+    return {
+        "access_token": token.token if token else "",
+        "refresh_token": token.token_secret if token else "",
+        "expires_at": token.expires_at.isoformat() if token and token.expires_at else None,
+        "oauth_user": merged_claims(sociallogin.account.extra_data),
+    }
+
+
+class HubSocialAccountAdapter(DefaultSocialAccountAdapter):
+    """OpenID Connect and Google logins: the provider's rules first (claims ->
+    username, allowed, groups, admin), then the same pre_login as everyone."""
+
+    def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
+        verdict = provider_verdict(sociallogin)
+        admitted = verdict.allowed or (
+            verdict.extra.get("soft")
+            and policy.decide(
+                verdict.username, (), is_admin=False, policy=policy.configured_policy()
+            ).allowed
+            and policy.configured_policy().has_allow_list
+        )
+        if not admitted:
+            context = {"username": verdict.username or "?", "reason": verdict.reason}
+            raise ImmediateHttpResponse(
+                render(request, "account/not_allowed.html", context, status=403)
+            )
+        if not sociallogin.is_existing:
+            # the provider's name for the person is the hub's: the same user
+            # (never matched by e-mail address, verified or not)
+            user = User.objects.filter(username=verdict.username).first()
+            if user is not None:
+                sociallogin.connect(request, user)
+                return
+            self._keep_only_own_addresses(sociallogin)
+
+    @staticmethod
+    def _keep_only_own_addresses(sociallogin) -> None:
+        """An address the provider has not verified, or that another user has,
+        is not kept: it would be a claim on someone else's account."""
+        taken = set(User.objects.exclude(email="").values_list("email", flat=True))
+        kept = [a for a in sociallogin.email_addresses if a.verified and a.email not in taken]
+        sociallogin.email_addresses = kept
+        if sociallogin.user.email not in {a.email for a in kept}:
+            sociallogin.user.email = ""
+
+    def is_open_for_signup(self, request: HttpRequest, sociallogin) -> bool:
+        # the provider's allow rules decide (pre_social_login), not HUB_SIGNUP_OPEN
+        return True
+
+    def save_user(self, request: HttpRequest, sociallogin, form=None):
+        expected = provider_verdict(sociallogin).username
+        if sociallogin.user.username != expected:
+            # allauth blanks a name it will not take and makes one up: never
+            raise ImmediateHttpResponse(
+                render(request, "account/not_allowed.html", {"username": expected}, status=403)
+            )
+        return super().save_user(request, sociallogin, form=form)
+
+    def populate_user(self, request: HttpRequest, sociallogin, data):
+        user = super().populate_user(request, sociallogin, data)
+        claims = merged_claims(sociallogin.account.extra_data)
+        user.username = provider_verdict(sociallogin).username
+        user.display_name = str(claims.get("name") or "")[:255]
+        return user
+
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin) -> bool:
+        return True
+
+
+def record_social_sign_in(user, sociallogin) -> None:
+    verdict = provider_verdict(sociallogin)
+    signin.record_sign_in(
+        user,
+        method=PROVIDER_METHODS[sociallogin.account.provider],
+        groups=verdict.groups,
+        admin=verdict.admin,
+        state=upstream_state(sociallogin),
+    )

@@ -185,6 +185,17 @@ HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")
 globals().update(signin.ldap_settings())
 if env_str("HUB_LDAP_URI"):
     AUTHENTICATION_BACKENDS.append(signin.LDAP_BACKEND)
+# OpenID Connect and Google through allauth's openid_connect provider
+INSTALLED_APPS += ["allauth.socialaccount", "allauth.socialaccount.providers.openid_connect"]
+HUB_SOCIAL_PROVIDERS = signin.social_providers()
+SOCIALACCOUNT_PROVIDERS = signin.socialaccount_settings(HUB_SOCIAL_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.HubSocialAccountAdapter"
+SOCIALACCOUNT_LOGIN_ON_GET = True  # /hub/oauth_login starts the flow, as OAuthenticator
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an e-mail address never selects an account
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False  # upstream tokens only in the encrypted auth_state
+HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
 # allauth counts in the default cache: shared by every hub process and kept
 # across restarts (Redis, else a table made by hubsite's migration)
 if env_str("HUB_REDIS_URL"):

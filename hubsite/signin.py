@@ -124,3 +124,75 @@ def _group_settings(ldap, config) -> dict[str, object]:
         # set at every login, so leaving the group takes the flag away
         out["AUTH_LDAP_USER_FLAGS_BY_GROUP"] = {"is_superuser": admins, "is_staff": admins}
     return out
+
+
+# --- OpenID Connect, Google (an OpenID Connect provider), GitHub ---------------
+
+GOOGLE_ISSUER = "https://accounts.google.com"
+
+
+def _required(name: str, why: str) -> str:
+    value = env_secret(name) if name.endswith("SECRET") else env_str(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} is required {why}")
+    return value
+
+
+def _oidc_app(prefix: str, provider_id: str, issuer: str, name: str) -> dict[str, object]:
+    scopes = env_str(f"{prefix}_SCOPES").replace(",", " ").split() or ["openid", "profile", "email"]
+    return {
+        "provider_id": provider_id,
+        "name": env_str(f"{prefix}_DISPLAY_NAME", name),
+        "client_id": _required(f"{prefix}_CLIENT_ID", f"with {prefix}_ISSUER"),
+        "secret": _required(f"{prefix}_CLIENT_SECRET", f"with {prefix}_CLIENT_ID"),
+        "settings": {
+            "server_url": issuer.rstrip("/"),
+            "scope": scopes,
+            "oauth_pkce_enabled": True,
+        },
+    }
+
+
+def social_providers() -> dict[str, dict[str, object]]:
+    """The hub's view of each configured provider, keyed by provider id
+    (`oidc`, `google`): which claims name the user and their groups, and
+    which groups are allowed in or made admin. {} when none is configured."""
+    providers: dict[str, dict[str, object]] = {}
+    if env_str("HUB_OIDC_ISSUER"):
+        providers["oidc"] = {
+            "app": _oidc_app("HUB_OIDC", "oidc", env_str("HUB_OIDC_ISSUER"), "OpenID Connect"),
+            "username_claim": env_str("HUB_OIDC_USERNAME_CLAIM", "preferred_username"),
+            "groups_claim": env_str("HUB_OIDC_GROUPS_CLAIM"),
+            "allowed_groups": allow_list("HUB_OIDC_ALLOWED_GROUPS"),
+            "admin_groups": env_list("HUB_OIDC_ADMIN_GROUPS"),
+            "allow_all": env_bool("HUB_OIDC_ALLOW_ALL", False),
+            "hosted_domains": None,
+        }
+        if (providers["oidc"]["allowed_groups"] or providers["oidc"]["admin_groups"]) and not (
+            providers["oidc"]["groups_claim"]
+        ):
+            raise ImproperlyConfigured(
+                "HUB_OIDC_ALLOWED_GROUPS/HUB_OIDC_ADMIN_GROUPS need HUB_OIDC_GROUPS_CLAIM"
+            )
+    if env_str("HUB_GOOGLE_CLIENT_ID"):
+        issuer = env_str("HUB_GOOGLE_ISSUER", GOOGLE_ISSUER)
+        providers["google"] = {
+            "app": _oidc_app("HUB_GOOGLE", "google", issuer, "Google"),
+            "username_claim": env_str("HUB_GOOGLE_USERNAME_CLAIM", "email"),
+            "groups_claim": "",
+            "allowed_groups": None,
+            "admin_groups": [],
+            "allow_all": env_bool("HUB_GOOGLE_ALLOW_ALL", False),
+            "hosted_domains": allow_list("HUB_GOOGLE_HOSTED_DOMAINS"),
+        }
+        domains = providers["google"]["hosted_domains"]
+        if domains and len(domains) == 1:
+            # Google shows only that domain's accounts (the claim is still checked)
+            providers["google"]["app"]["settings"]["auth_params"] = {"hd": domains[0]}
+    return providers
+
+
+def socialaccount_settings(providers: dict[str, dict[str, object]]) -> dict[str, object]:
+    """allauth's SOCIALACCOUNT_PROVIDERS: apps from settings, none in the database."""
+    apps = [provider["app"] for provider in providers.values()]
+    return {"openid_connect": {"APPS": apps}} if apps else {}

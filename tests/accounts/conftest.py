@@ -16,6 +16,7 @@ from django.conf import settings
 from hubsite import signin as signin_settings
 from tests.limits import clear_sign_in_limits
 from tests.live import ROOT
+from tests.services.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProvider, start_provider
 from tests.services.slapd import Slapd, start_slapd
 
 
@@ -117,5 +118,40 @@ def use_ldap(slapd, monkeypatch, settings) -> Callable[..., None]:
                 *settings.AUTHENTICATION_BACKENDS,
                 signin_settings.LDAP_BACKEND,
             ]
+
+    return configure
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(live_server, tmp_path_factory) -> Iterator[OIDCProvider]:
+    """A real OpenID Connect provider that redirects back to the test client's
+    hub (http://testserver) and to the live hub."""
+    live = live_server.url.replace("localhost", "127.0.0.1")
+    uris = [f"{base}/hub/oauth_callback" for base in ("http://testserver", live)]
+    uris += [
+        f"{base}/hub/accounts/oidc/oidc/login/callback/" for base in ("http://testserver", live)
+    ]
+    provider = start_provider(tmp_path_factory.mktemp("oidc"), uris)
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def use_oidc(oidc_provider, monkeypatch, settings) -> Callable[..., None]:
+    """Configure OpenID Connect sign-in from HUB_OIDC_* variables, through the
+    code that reads them at start (hubsite/signin.py)."""
+
+    def configure(**variables: str) -> None:
+        for name in list(os.environ):
+            if name.startswith(("HUB_OIDC_", "HUB_GOOGLE_")):
+                monkeypatch.delenv(name)
+        variables.setdefault("HUB_OIDC_ISSUER", oidc_provider.issuer)
+        variables.setdefault("HUB_OIDC_CLIENT_ID", CLIENT_ID)
+        variables.setdefault("HUB_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        providers = signin_settings.social_providers()
+        settings.HUB_SOCIAL_PROVIDERS = providers
+        settings.SOCIALACCOUNT_PROVIDERS = signin_settings.socialaccount_settings(providers)
 
     return configure
