@@ -39,3 +39,19 @@ def decrypt(token: str) -> dict[str, Any] | None:
         return json.loads(_fernet().decrypt(token.encode()))
     except InvalidToken:
         raise AuthStateUnavailable("auth_state was encrypted with another HUB_CRYPT_KEY") from None
+
+
+def spawn_environment(encrypted: str) -> dict[str, str]:
+    """What a user's server gets from their auth_state (JupyterHub leaves this
+    to an auth_state_hook; here it is built in): the upstream access token of
+    an OpenID Connect login, the entry's DN of an LDAP login. Nothing when
+    auth_state is off, or none was kept, or HUB_AUTH_STATE_ENV is empty."""
+    if not (is_enabled() and encrypted and settings.HUB_AUTH_STATE_ENV):
+        return {}
+    state = decrypt(encrypted) or {}
+    env = {}
+    if state.get("access_token"):
+        env[settings.HUB_AUTH_STATE_ENV] = str(state["access_token"])
+    if state.get("ldap_dn"):
+        env["UPSTREAM_LDAP_DN"] = str(state["ldap_dn"])
+    return env

@@ -181,6 +181,8 @@ HUB_ADMIN_USERS = env_list("HUB_ADMIN_USERS")
 # crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
 HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
 HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")
+HUB_AUTH_STATE_ENV = env_str("HUB_AUTH_STATE_ENV", "UPSTREAM_ACCESS_TOKEN")
+signin.check_auth_state(HUB_AUTH_STATE, HUB_CRYPT_KEY)
 # sign-in methods (hubsite/signin.py turns HUB_LDAP_* etc. into library settings)
 globals().update(signin.ldap_settings())
 if env_str("HUB_LDAP_URI"):

@@ -36,6 +36,26 @@ def allow_list(name: str, *, dns: bool = False) -> list[str] | None:
     return values
 
 
+def check_auth_state(enabled: bool, crypt_key: str) -> None:
+    """auth_state without a valid key cannot be kept: stop at start, not at a login."""
+    if not enabled:
+        return
+    if not crypt_key:
+        raise ImproperlyConfigured(
+            "HUB_AUTH_STATE=true needs HUB_CRYPT_KEY (or _FILE): a Fernet key, "
+            "e.g. python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'"
+        )
+    from cryptography.fernet import Fernet
+
+    for key in filter(None, (k.strip() for k in crypt_key.split(";"))):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ImproperlyConfigured(
+                "HUB_CRYPT_KEY: each key must be 32 url-safe base64-encoded bytes"
+            ) from None
+
+
 def username_template(name: str, value: str) -> str:
     """`{username}` (LDAPAuthenticator's spelling) -> django-auth-ldap's `%(user)s`."""
     if value.count("{username}") != 1:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts import auth_state
 from accounts import services as account_services
 from accounts.models import ApiToken, OAuthClient, User
 from servers import hosts
@@ -268,6 +269,9 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
             "extra_resource_limits": dict(profile.extra_resource_limits),
         }
         overrides = {**profile.spawner_overrides, **overrides}
+    # the sign-in's upstream token (auth_state), under what the profile sets
+    upstream = auth_state.spawn_environment(server.user.encrypted_auth_state)
+    fields["environment"] = {**upstream, **fields.get("environment", {})}
     known = {k: v for k, v in overrides.items() if k in SpawnSpec.__dataclass_fields__}
     if "environment" in known:
         known["environment"] = {**fields.get("environment", {}), **known["environment"]}

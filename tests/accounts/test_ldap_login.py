@@ -191,3 +191,16 @@ def test_a_hub_password_set_on_a_directory_name_stops_working(dn_template, setti
     Client().post("/hub/signup", {"username": "carol", "password1": pw, "password2": pw})
     assert logged_in_as(log_in("carol", "carol-pw")) == "carol"
     assert logged_in_as(log_in("carol", pw)) is None
+
+
+def test_with_auth_state_the_users_server_learns_their_directory_entry(dn_template, settings):
+    from cryptography.fernet import Fernet
+
+    from servers.services import build_spec
+    from tests.factories import ServerFactory
+
+    settings.HUB_AUTH_STATE = True
+    settings.HUB_CRYPT_KEY = Fernet.generate_key().decode()
+    log_in("alice", "alice-pw")
+    spec = build_spec(ServerFactory(user=User.objects.get(username="alice")), api_token="t")
+    assert spec.environment["UPSTREAM_LDAP_DN"] == f"uid=alice,ou=people,{BASE}"

@@ -11,6 +11,8 @@ from django.test import Client
 
 from accounts import auth_state
 from accounts.models import User
+from servers.services import build_spec
+from tests.factories import ServerFactory
 from tests.services.oidc_provider import sign_in_at_provider
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +136,8 @@ def test_auth_state_keeps_the_upstream_tokens_encrypted(oidc_groups, settings):
     state = auth_state.decrypt(bob.encrypted_auth_state)
     assert state["access_token"] and state["access_token"] not in bob.encrypted_auth_state
     assert state["oauth_user"]["groups"] == ["researchers"]
+    spec = build_spec(ServerFactory(user=bob), api_token="t")
+    assert spec.environment["UPSTREAM_ACCESS_TOKEN"] == state["access_token"]
 
 
 def test_provider_sign_in_works_with_local_sign_up_closed(oidc_groups, settings):
