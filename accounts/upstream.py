@@ -6,12 +6,17 @@ has its own button and allauth's per-provider URLs."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from allauth.account import views as allauth_views
 from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
 from allauth.utils import build_absolute_uri
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 
 CALLBACK_PATH = "/hub/oauth_callback"
 
@@ -48,3 +53,41 @@ def oauth_login(request: HttpRequest) -> HttpResponse:
 
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     return OAuth2CallbackView.adapter_view(_adapter(request))(request)
+
+
+def provider_buttons(next_url: str = "") -> list[dict[str, str]]:
+    """One sign-in button per configured provider, for the login page."""
+    providers = settings.HUB_SOCIAL_PROVIDERS
+    query = f"?{urlencode({'next': next_url})}" if next_url else ""
+    if len(providers) == 1:
+        (provider,) = providers.values()
+        return [{"name": str(provider["app"]["name"]), "url": "/hub/oauth_login" + query}]
+    return [
+        {
+            "name": str(provider["app"]["name"]),
+            "url": reverse("openid_connect_login", kwargs={"provider_id": provider_id}) + query,
+        }
+        for provider_id, provider in providers.items()
+    ]
+
+
+class LoginView(allauth_views.LoginView):
+    """/hub/login: a button per configured provider above the password form
+    (local accounts, LDAP). With HUB_AUTO_LOGIN and one provider, straight to
+    it (OAuthenticator's auto_login); `?form=1` still shows the form, for the
+    hub's own admin account."""
+
+    def get(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if settings.HUB_AUTO_LOGIN and single_provider_id() and "form" not in request.GET:
+            next_url = request.GET.get("next", "")
+            query = f"?{urlencode({'next': next_url})}" if next_url else ""
+            return redirect("/hub/oauth_login" + query)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: object) -> dict:
+        context = super().get_context_data(**kwargs)
+        context["sign_in_providers"] = provider_buttons(self.request.GET.get("next", ""))
+        return context
+
+
+login = LoginView.as_view()

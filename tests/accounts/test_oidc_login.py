@@ -145,3 +145,39 @@ def test_provider_sign_in_works_with_local_sign_up_closed(oidc_groups, settings)
     client = Client()
     oauth_login(client, "bob")
     assert logged_in_as(client) == "bob"
+
+
+def test_the_login_page_shows_a_button_for_the_provider_and_the_form(use_oidc, fresh_limits):
+    use_oidc(HUB_OIDC_DISPLAY_NAME="University SSO", **GROUP_RULES)
+    page = Client().get("/hub/login?next=/hub/token").content.decode()
+    assert 'href="/hub/oauth_login?next=%2Fhub%2Ftoken">Sign in with University SSO' in page
+    assert 'id="login-form"' in page
+
+
+def test_the_login_page_without_providers_has_no_buttons(fresh_limits):
+    page = Client().get("/hub/login").content.decode()
+    assert "sign-in-providers" not in page and 'id="login-form"' in page
+
+
+def test_auto_login_sends_people_straight_to_the_provider(oidc_groups, settings):
+    settings.HUB_AUTO_LOGIN = True
+    response = Client().get("/hub/login?next=/hub/token")
+    assert response.status_code == 302
+    assert response["Location"] == "/hub/oauth_login?next=%2Fhub%2Ftoken"
+    # the hub's own admin can still reach the password form
+    assert Client().get("/hub/login?form=1").status_code == 200
+
+
+def test_the_next_page_survives_the_provider_round_trip(oidc_groups):
+    client = Client()
+    start = client.get("/hub/oauth_login?next=/hub/token")
+    back = urlsplit(sign_in_at_provider(start["Location"], "bob"))
+    assert client.get(f"{back.path}?{back.query}")["Location"] == "/hub/token"
+
+
+def test_the_admin_shows_how_each_user_signed_in(oidc_groups, admin):
+    oauth_login(Client(), "bob")
+    staff = Client()
+    staff.force_login(admin)
+    page = staff.get("/hub/admin/accounts/user/").content.decode()
+    assert "OpenID Connect" in page and "researchers" in page
