@@ -36,6 +36,9 @@ ACCOUNTS = {
         "groups": ["researchers"],
     },
     "carol": {"name": "Carol Danvers", "email": "carol@example.org", "groups": ["visitors"]},
+    # Google-style accounts: `hd` is the Workspace domain, absent for gmail.com
+    "dora@example.edu": {"email": "dora@example.edu", "email_verified": True, "hd": "example.edu"},
+    "eve@gmail.com": {"email": "eve@gmail.com", "email_verified": True},
     # claims alice's e-mail address, unverified: must never become alice
     "mallory": {
         "name": "Mallory",

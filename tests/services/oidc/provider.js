@@ -20,12 +20,12 @@ const provider = new Provider(issuer, {
   async findAccount(ctx, id) {
     const claims = config.accounts[id];
     if (!claims) return undefined;
-    return { accountId: id, async claims() { return { sub: id, preferred_username: id, ...claims }; } };
+    return { accountId: id, async claims() { return { sub: id, preferred_username: id.split('@')[0], ...claims }; } };
   },
   claims: {
     openid: ['sub'],
     profile: ['preferred_username', 'name'],
-    email: ['email', 'email_verified'],
+    email: ['email', 'email_verified', 'hd'],
     groups: ['groups'],
   },
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
