@@ -25,7 +25,10 @@ class ProviderVerdict:
 
 
 def merged_claims(extra_data: Mapping[str, Any]) -> dict[str, Any]:
-    """allauth keeps {"userinfo": ..., "id_token": ...}; userinfo wins."""
+    """allauth keeps {"userinfo": ..., "id_token": ...} (userinfo wins) for
+    OpenID Connect, the API's user object for GitHub."""
+    if "userinfo" not in extra_data and "id_token" not in extra_data:
+        return dict(extra_data)
     return {**(extra_data.get("id_token") or {}), **(extra_data.get("userinfo") or {})}
 
 

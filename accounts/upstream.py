@@ -18,12 +18,19 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.github import HubGitHubAdapter
+
 CALLBACK_PATH = "/hub/oauth_callback"
 
 
 class SingleProviderAdapter(OpenIDConnectOAuth2Adapter):
     """The configured provider, answering at /hub/oauth_callback."""
 
+    def get_callback_url(self, request: HttpRequest, app) -> str:
+        return build_absolute_uri(request, CALLBACK_PATH, self.redirect_uri_protocol)
+
+
+class SingleGitHubAdapter(HubGitHubAdapter):
     def get_callback_url(self, request: HttpRequest, app) -> str:
         return build_absolute_uri(request, CALLBACK_PATH, self.redirect_uri_protocol)
 
@@ -40,15 +47,33 @@ def _provider_id() -> str:
     return provider_id
 
 
-def _adapter(request: HttpRequest) -> SingleProviderAdapter:
-    return SingleProviderAdapter(request, _provider_id())
+def _adapter(request: HttpRequest):
+    provider_id = _provider_id()
+    if provider_id == "github":
+        return SingleGitHubAdapter(request)
+    return SingleProviderAdapter(request, provider_id)
 
 
 def oauth_login(request: HttpRequest) -> HttpResponse:
-    provider = get_adapter().get_provider(request, _provider_id())
+    provider_id = _provider_id()
+    provider = get_adapter().get_provider(request, provider_id)
     # this provider instance sends /hub/oauth_callback as its redirect URI
-    provider.oauth2_adapter_class = SingleProviderAdapter
+    if provider_id == "github":
+        provider.oauth2_adapter_class = SingleGitHubAdapter
+    else:
+        provider.oauth2_adapter_class = SingleProviderAdapter
     return provider.redirect_from_request(request)
+
+
+def github_login(request: HttpRequest) -> HttpResponse:
+    """GitHub among several providers: its own login and callback URLs."""
+    provider = get_adapter().get_provider(request, "github")
+    provider.oauth2_adapter_class = HubGitHubAdapter
+    return provider.redirect_from_request(request)
+
+
+def github_callback(request: HttpRequest) -> HttpResponse:
+    return OAuth2CallbackView.adapter_view(HubGitHubAdapter(request))(request)
 
 
 def oauth_callback(request: HttpRequest) -> HttpResponse:
@@ -65,7 +90,12 @@ def provider_buttons(next_url: str = "") -> list[dict[str, str]]:
     return [
         {
             "name": str(provider["app"]["name"]),
-            "url": reverse("openid_connect_login", kwargs={"provider_id": provider_id}) + query,
+            "url": (
+                reverse("github_login")
+                if provider_id == "github"
+                else reverse("openid_connect_login", kwargs={"provider_id": provider_id})
+            )
+            + query,
         }
         for provider_id, provider in providers.items()
     ]

@@ -187,8 +187,12 @@ signin.check_auth_state(HUB_AUTH_STATE, HUB_CRYPT_KEY)
 globals().update(signin.ldap_settings())
 if env_str("HUB_LDAP_URI"):
     AUTHENTICATION_BACKENDS.append(signin.LDAP_BACKEND)
-# OpenID Connect and Google through allauth's openid_connect provider
-INSTALLED_APPS += ["allauth.socialaccount", "allauth.socialaccount.providers.openid_connect"]
+# OpenID Connect and Google (allauth's openid_connect provider), GitHub
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.github",
+]
 HUB_SOCIAL_PROVIDERS = signin.social_providers()
 SOCIALACCOUNT_PROVIDERS = signin.socialaccount_settings(HUB_SOCIAL_PROVIDERS)
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.HubSocialAccountAdapter"

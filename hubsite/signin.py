@@ -209,10 +209,47 @@ def social_providers() -> dict[str, dict[str, object]]:
         if domains and len(domains) == 1:
             # Google shows only that domain's accounts (the claim is still checked)
             providers["google"]["app"]["settings"]["auth_params"] = {"hd": domains[0]}
+    github = github_provider()
+    if github:
+        providers["github"] = github
     return providers
 
 
 def socialaccount_settings(providers: dict[str, dict[str, object]]) -> dict[str, object]:
     """allauth's SOCIALACCOUNT_PROVIDERS: apps from settings, none in the database."""
-    apps = [provider["app"] for provider in providers.values()]
-    return {"openid_connect": {"APPS": apps}} if apps else {}
+    out: dict[str, object] = {}
+    apps = [p["app"] for key, p in providers.items() if key != "github"]
+    if apps:
+        out["openid_connect"] = {"APPS": apps}
+    if "github" in providers:
+        out["github"] = {
+            "APPS": [providers["github"]["app"]],
+            "SCOPE": ["read:user", "user:email", "read:org"],
+        }
+    return out
+
+
+GITHUB_URL = "https://github.com"
+
+
+def github_provider() -> dict[str, object] | None:
+    """GitHub (or GitHub Enterprise at HUB_GITHUB_URL), with OAuthenticator's
+    allowed organisations: `org` or `org:team`."""
+    if not env_str("HUB_GITHUB_CLIENT_ID"):
+        return None
+    allowed = allow_list("HUB_GITHUB_ALLOWED_ORGANIZATIONS")
+    return {
+        "app": {
+            "client_id": env_str("HUB_GITHUB_CLIENT_ID"),
+            "secret": _required("HUB_GITHUB_CLIENT_SECRET", "with HUB_GITHUB_CLIENT_ID"),
+            "name": "GitHub",
+        },
+        "url": env_str("HUB_GITHUB_URL", GITHUB_URL).rstrip("/"),
+        "username_claim": "login",
+        # organisations and org:team pairs, fetched at login (accounts/github.py)
+        "groups_claim": "hub_groups",
+        "allowed_groups": allowed,
+        "admin_groups": env_list("HUB_GITHUB_ADMIN_ORGANIZATIONS"),
+        "allow_all": env_bool("HUB_GITHUB_ALLOW_ALL", False),
+        "hosted_domains": None,
+    }
