@@ -14,6 +14,7 @@ from accounts import upstream, views
 urlpatterns = [
     path("accounts/", include("allauth.account.urls")),
     path("accounts/", include("allauth.socialaccount.urls")),
+    path("accounts/2fa/", include("allauth.mfa.urls")),
     path("accounts/oidc/", include("allauth.socialaccount.providers.openid_connect.urls")),
     path("accounts/github/login/", upstream.github_login, name="github_login"),
     path("accounts/github/login/callback/", upstream.github_callback, name="github_callback"),

@@ -202,6 +202,10 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an e-mail address never selects an
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
 SOCIALACCOUNT_STORE_TOKENS = False  # upstream tokens only in the encrypted auth_state
 HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
+# optional second factor for hub passwords: TOTP apps, with recovery codes
+INSTALLED_APPS += ["allauth.mfa"]
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("HUB_MFA_ISSUER", "Jupyter Hub")
 # allauth counts in the default cache: shared by every hub process and kept
 # across restarts (Redis, else a table made by hubsite's migration)
 if env_str("HUB_REDIS_URL"):
