@@ -67,6 +67,7 @@ class HubAccountAdapter(DefaultAccountAdapter):
         )
         if not verdict.allowed:
             clear_login(request)
+            signin.stop_servers_if_refused(user)
             context = {"username": user.get_username()}
             return render(request, "account/not_allowed.html", context, status=403)
         if verdict.make_admin and not (user.is_superuser and user.is_approved):

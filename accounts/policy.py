@@ -76,3 +76,13 @@ def configured_policy() -> Policy:
         blocked_users=settings.HUB_BLOCKED_USERS,
         admin_users=settings.HUB_ADMIN_USERS,
     )
+
+
+def is_allowed_now(user) -> bool:
+    """Whether USER may still sign in and start servers, by their hub groups
+    now (an admin removed them from an allowed group; the directory or the
+    provider dropped them at their last login)."""
+    groups = user.hub_groups.values_list("name", flat=True)
+    return decide(
+        user.username, groups, is_admin=user.is_superuser, policy=configured_policy()
+    ).allowed

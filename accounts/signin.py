@@ -62,3 +62,29 @@ def record_sign_in(
         user.encrypted_auth_state = auth_state.encrypt(state)
         fields.append("encrypted_auth_state")
     user.save(update_fields=fields)
+
+
+def stop_servers_if_refused(user: User) -> int:
+    """With HUB_STOP_SERVERS_WHEN_REFUSED, a user the policy no longer lets in
+    loses their running servers too; returns how many stops were requested."""
+    from django.conf import settings
+
+    from accounts import policy
+    from servers import services as server_services
+    from servers.models import Server
+
+    if not settings.HUB_STOP_SERVERS_WHEN_REFUSED or policy.is_allowed_now(user):
+        return 0
+    active = Server.objects.filter(
+        user=user, state__in=[Server.State.RUNNING, Server.State.STARTING]
+    )
+    return sum(server_services.request_stop(server, by="policy") for server in active)
+
+
+def on_membership_change(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    """Group.members lost someone (in the admin, the API, a sign-in's sync)."""
+    if action != "post_remove":
+        return
+    users = [instance] if reverse else list(User.objects.filter(pk__in=pk_set or ()))
+    for user in users:
+        stop_servers_if_refused(user)

@@ -178,6 +178,8 @@ HUB_ALLOWED_USERS = signin.allow_list("HUB_ALLOWED_USERS")
 HUB_ALLOWED_GROUPS = signin.allow_list("HUB_ALLOWED_GROUPS")
 HUB_BLOCKED_USERS = env_list("HUB_BLOCKED_USERS")
 HUB_ADMIN_USERS = env_list("HUB_ADMIN_USERS")
+# a user the policy no longer lets in also loses their running servers
+HUB_STOP_SERVERS_WHEN_REFUSED = env_bool("HUB_STOP_SERVERS_WHEN_REFUSED", False)
 # crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
 HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
 HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")

@@ -87,3 +87,39 @@ def test_a_sign_up_in_capitals_is_the_existing_person(fresh_limits, alice):
     data = {"username": "ALICE", "password1": PASSWORD, "password2": PASSWORD}
     Client().post("/hub/signup", data)
     assert User.objects.filter(username__iexact="alice").count() == 1
+
+
+# --- leaving an allowed group -------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_user_who_left_the_allowed_group_cannot_start(settings, alice, team, api_client_for):
+    settings.HUB_ALLOWED_GROUPS = ["team"]
+    team.members.remove(alice)
+    response = api_client_for(alice).post("/hub/api/users/alice/server")
+    assert response.status_code == 403
+    assert "not allowed" in response.json()["message"]
+    assert not alice.servers.filter(state="starting").exists()
+
+
+@pytest.mark.django_db
+def test_a_blocked_user_cannot_start(settings, alice, api_client_for):
+    settings.HUB_BLOCKED_USERS = ["alice"]
+    assert api_client_for(alice).post("/hub/api/users/alice/server").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("operator_asks", "stopping"), [(True, True), (False, False)])
+def test_leaving_the_allowed_group_stops_running_servers_when_the_operator_asks(
+    settings, alice, team, operator_asks, stopping, django_capture_on_commit_callbacks
+):
+    from servers.models import Server
+    from tests.factories import ServerFactory
+
+    settings.HUB_ALLOWED_GROUPS = ["team"]
+    settings.HUB_STOP_SERVERS_WHEN_REFUSED = operator_asks
+    server = ServerFactory(user=alice, state=Server.State.RUNNING, url="http://127.0.0.1:1")
+    with django_capture_on_commit_callbacks(execute=False):
+        team.members.remove(alice)
+    server.refresh_from_db()
+    assert (server.state == Server.State.STOPPING) is stopping
