@@ -208,6 +208,8 @@ HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
 INSTALLED_APPS += ["allauth.mfa"]
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("HUB_MFA_ISSUER", "Jupyter Hub")
+# mail (HUB_SMTP_*): password reset, and e-mail verification at sign-up
+globals().update(signin.mail_settings())
 # allauth counts in the default cache: shared by every hub process and kept
 # across restarts (Redis, else a table made by hubsite's migration)
 if env_str("HUB_REDIS_URL"):

@@ -253,3 +253,26 @@ def github_provider() -> dict[str, object] | None:
         "allow_all": env_bool("HUB_GITHUB_ALLOW_ALL", False),
         "hosted_domains": None,
     }
+
+
+def mail_settings() -> dict[str, object]:
+    """Django's EMAIL_* from HUB_SMTP_*; with mail, sign-up asks for an address
+    and verifies it before the first login (allauth). Without, mail goes to the
+    log (console) and nothing depends on it."""
+    host = env_str("HUB_SMTP_HOST")
+    if not host:
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    from hubsite.env import env_int
+
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": host,
+        "EMAIL_PORT": env_int("HUB_SMTP_PORT", 587, minimum=1),
+        "EMAIL_HOST_USER": env_str("HUB_SMTP_USER"),
+        "EMAIL_HOST_PASSWORD": env_secret("HUB_SMTP_PASSWORD"),
+        "EMAIL_USE_TLS": env_bool("HUB_SMTP_STARTTLS", True),
+        "EMAIL_TIMEOUT": 20,
+        "DEFAULT_FROM_EMAIL": env_str("HUB_EMAIL_FROM", f"hub@{host}"),
+        "ACCOUNT_SIGNUP_FIELDS": ["username*", "email*", "password1*", "password2*"],
+        "ACCOUNT_EMAIL_VERIFICATION": "mandatory",
+    }

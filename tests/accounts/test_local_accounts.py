@@ -124,3 +124,45 @@ def test_local_users_find_their_security_page_in_the_menu(alice):
     client.force_login(alice)
     assert b'href="/hub/accounts/2fa/"' in client.get("/hub/token").content
     assert client.get("/hub/accounts/2fa/").status_code == 200
+
+
+@pytest.fixture
+def mail_on(settings):
+    """What HUB_SMTP_HOST turns on (hubsite/signin.py), with Django's locmem outbox."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    settings.HUB_SIGNUP_REQUIRES_APPROVAL = False
+
+
+def test_with_mail_a_sign_up_must_confirm_its_address_before_logging_in(fresh_limits, mail_on):
+    client = Client()
+    data = {"username": "dave", "email": "dave@example.org"}
+    client.post("/hub/signup", {**data, "password1": PASSWORD, "password2": PASSWORD})
+    assert not logged_in(client)
+    (message,) = mail.outbox
+    link = re.search(r"http://testserver(/hub/accounts/confirm-email/\S+)", message.body).group(1)
+    refused = Client()
+    refused.post("/hub/login", {"login": "dave", "password": PASSWORD})
+    assert not logged_in(refused)
+    client.post(link)
+    later = Client()
+    later.post("/hub/login", {"login": "dave", "password": PASSWORD})
+    assert logged_in(later)
+
+
+def test_the_mail_settings_come_from_hub_smtp_variables(monkeypatch):
+    from hubsite import signin
+
+    monkeypatch.setenv("HUB_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HUB_SMTP_PORT", "2525")
+    monkeypatch.setenv("HUB_EMAIL_FROM", "hub@example.org")
+    made = signin.mail_settings()
+    assert (made["EMAIL_HOST"], made["EMAIL_PORT"], made["DEFAULT_FROM_EMAIL"]) == (
+        "127.0.0.1",
+        2525,
+        "hub@example.org",
+    )
+    assert made["ACCOUNT_EMAIL_VERIFICATION"] == "mandatory"
+    monkeypatch.delenv("HUB_SMTP_HOST")
+    assert signin.mail_settings()["EMAIL_BACKEND"].endswith("console.EmailBackend")
