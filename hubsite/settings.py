@@ -151,7 +151,6 @@ LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
 
 # --- allauth: local accounts with admin approval ------------------------------
-HUB_SIGNUP_OPEN = env_bool("HUB_SIGNUP_OPEN", True)
 HUB_SIGNUP_REQUIRES_APPROVAL = env_bool("HUB_SIGNUP_REQUIRES_APPROVAL", True)
 ACCOUNT_ADAPTER = "accounts.adapters.HubAccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
@@ -204,6 +203,7 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an e-mail address never selects an
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
 SOCIALACCOUNT_STORE_TOKENS = False  # upstream tokens only in the encrypted auth_state
 HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
+HUB_SIGNUP_OPEN = signin.sign_up_open(bool(HUB_SOCIAL_PROVIDERS or env_str("HUB_LDAP_URI")))
 # optional second factor for hub passwords: TOTP apps, with recovery codes
 INSTALLED_APPS += ["allauth.mfa"]
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]

@@ -276,3 +276,9 @@ def mail_settings() -> dict[str, object]:
         "ACCOUNT_SIGNUP_FIELDS": ["username*", "email*", "password1*", "password2*"],
         "ACCOUNT_EMAIL_VERIFICATION": "mandatory",
     }
+
+
+def sign_up_open(external_sign_in: bool) -> bool:
+    """HUB_SIGNUP_OPEN, defaulting to closed when LDAP or a provider is
+    configured: a hub password made first on a directory name would squat it."""
+    return env_bool("HUB_SIGNUP_OPEN", not external_sign_in)

@@ -90,3 +90,17 @@ def test_an_allow_list_set_but_empty_stops_the_hub(monkeypatch):
 def test_an_unset_allow_list_is_no_allow_list(monkeypatch):
     monkeypatch.delenv("HUB_ALLOWED_USERS", raising=False)
     assert signin.allow_list("HUB_ALLOWED_USERS") is None
+
+
+@pytest.mark.parametrize(
+    ("explicit", "external", "expected"),
+    [(None, False, True), (None, True, False), ("true", True, True), ("false", False, False)],
+)
+def test_sign_up_is_closed_by_default_once_ldap_or_a_provider_signs_people_in(
+    monkeypatch, explicit, external, expected
+):
+    if explicit is None:
+        monkeypatch.delenv("HUB_SIGNUP_OPEN", raising=False)
+    else:
+        monkeypatch.setenv("HUB_SIGNUP_OPEN", explicit)
+    assert signin.sign_up_open(external) is expected
