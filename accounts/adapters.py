@@ -1,9 +1,12 @@
-"""Sign-up policy for django-allauth: open or closed, approval required or not.
+"""django-allauth adapters: who may sign up and sign in, whatever the method.
 
-An unapproved user is refused at allauth's `pre_login` hook, the single point
-every login passes through (password login and the login that follows a
-sign-up), so they see "waiting for approval" and get no session. Logout's
-OAuth-token revocation lives in accounts.signals (user_logged_out)."""
+allauth's `pre_login` hook is the single point every login passes through
+(hub passwords, LDAP through the same form, OpenID Connect/Google/GitHub, the
+login that follows a sign-up). There the sign-in is recorded (method, groups,
+admin, auth_state: accounts.signin), the policy applied (accounts.policy) and
+unapproved users stopped, so a refused person gets no session. Failed logins
+are counted per real client address and per account (client_address).
+Logout's OAuth-token revocation lives in accounts.signals (user_logged_out)."""
 
 from __future__ import annotations
 
@@ -87,9 +90,6 @@ class HubAccountAdapter(DefaultAccountAdapter):
         )
 
 
-PROVIDER_METHODS = {"oidc": "oidc", "google": "google", "github": "github"}
-
-
 def provider_verdict(sociallogin) -> ProviderVerdict:
     config = settings.HUB_SOCIAL_PROVIDERS[sociallogin.account.provider]
     return decide_provider(merged_claims(sociallogin.account.extra_data), config)
@@ -107,7 +107,7 @@ def upstream_state(sociallogin) -> dict[str, Any]:
 
 
 class HubSocialAccountAdapter(DefaultSocialAccountAdapter):
-    """OpenID Connect and Google logins: the provider's rules first (claims ->
+    """OpenID Connect, Google and GitHub logins: the provider's rules first (claims ->
     username, allowed, groups, admin), then the same pre_login as everyone."""
 
     def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
@@ -171,7 +171,7 @@ def record_social_sign_in(user, sociallogin) -> None:
     verdict = provider_verdict(sociallogin)
     signin.record_sign_in(
         user,
-        method=PROVIDER_METHODS[sociallogin.account.provider],
+        method=User.SignIn(sociallogin.account.provider),
         groups=verdict.groups,
         admin=verdict.admin,
         state=upstream_state(sociallogin),
