@@ -33,3 +33,23 @@ class HubLDAPBackend(LDAPBackend):
         state = {"ldap_dn": ldap_user.dn}
         signin.record_sign_in(user, method=User.SignIn.LDAP, groups=groups, state=state)
         return user
+
+
+def still_in_directory(user: User) -> bool:
+    """Before a start, like JupyterHub's refresh_pre_spawn: whether an LDAP
+    user is still in the directory and in the allowed groups (their hub groups
+    follow). Needs the service account (HUB_LDAP_BIND_DN): without it there is
+    no way to look without the person's password, and the last login stands."""
+    backend = HubLDAPBackend()
+    if user.sign_in != User.SignIn.LDAP or not backend.settings.BIND_DN:
+        return True
+    refreshed = backend.populate_user(user.get_username())
+    if refreshed is None:
+        return False
+    required = backend.settings.REQUIRE_GROUP
+    if required is not None and not required.resolve(refreshed.ldap_user):
+        return False
+    if backend.settings.GROUP_SEARCH:
+        signin.sync_groups(user, refreshed.ldap_user.group_names)
+        user.save(update_fields=["external_groups"])
+    return True

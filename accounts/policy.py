@@ -78,11 +78,23 @@ def configured_policy() -> Policy:
     )
 
 
-def is_allowed_now(user) -> bool:
+def is_allowed_now(user, *, ask_directory: bool = False) -> bool:
     """Whether USER may still sign in and start servers, by their hub groups
     now (an admin removed them from an allowed group; the directory or the
-    provider dropped them at their last login)."""
+    provider dropped them at their last login). ASK_DIRECTORY: an LDAP user's
+    directory entry and groups are looked up again first."""
+    if ask_directory and settings_has_ldap():
+        from accounts.backends import still_in_directory
+
+        if not still_in_directory(user):
+            return False
     groups = user.hub_groups.values_list("name", flat=True)
     return decide(
         user.username, groups, is_admin=user.is_superuser, policy=configured_policy()
     ).allowed
+
+
+def settings_has_ldap() -> bool:
+    from django.conf import settings
+
+    return bool(getattr(settings, "AUTH_LDAP_SERVER_URI", ""))

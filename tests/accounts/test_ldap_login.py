@@ -204,3 +204,33 @@ def test_with_auth_state_the_users_server_learns_their_directory_entry(dn_templa
     log_in("alice", "alice-pw")
     spec = build_spec(ServerFactory(user=User.objects.get(username="alice")), api_token="t")
     assert spec.environment["UPSTREAM_LDAP_DN"] == f"uid=alice,ou=people,{BASE}"
+
+
+def test_someone_taken_out_of_the_allowed_group_cannot_start_any_more(
+    search_bind, slapd, api_client_for
+):
+    search_bind(HUB_LDAP_ALLOWED_GROUPS=group_dn("researchers"))
+    log_in("bob", "bob-pw")
+    bob = User.objects.get(username="bob")
+    change_membership(slapd, "researchers", "bob", add=False)
+    try:
+        response = api_client_for(bob).post("/hub/api/users/bob/server")
+    finally:
+        change_membership(slapd, "researchers", "bob", add=True)
+    assert response.status_code == 403
+    assert not bob.servers.filter(state="starting").exists()
+
+
+def test_a_directory_group_left_since_the_login_is_left_in_the_hub_at_start(
+    search_bind, slapd, api_client_for, django_capture_on_commit_callbacks
+):
+    log_in("bob", "bob-pw")
+    bob = User.objects.get(username="bob")
+    change_membership(slapd, "researchers", "bob", add=False)
+    try:
+        with django_capture_on_commit_callbacks(execute=False):
+            response = api_client_for(bob).post("/hub/api/users/bob/server")
+    finally:
+        change_membership(slapd, "researchers", "bob", add=True)
+    assert response.status_code in (201, 202)
+    assert list(bob.hub_groups.all()) == []
