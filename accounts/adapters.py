@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.internal.stagekit import clear_login
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
@@ -69,7 +68,9 @@ class HubAccountAdapter(DefaultAccountAdapter):
             user.username, groups, is_admin=user.is_superuser, policy=policy.configured_policy()
         )
         if not verdict.allowed:
-            clear_login(request)
+            # no half-login stays behind (allauth's stashed login, authentication
+            # records): the visitor is anonymous, so the whole session can go
+            request.session.flush()
             signin.stop_servers_if_refused(user)
             context = {"username": user.get_username()}
             return render(request, "account/not_allowed.html", context, status=403)
@@ -80,8 +81,8 @@ class HubAccountAdapter(DefaultAccountAdapter):
             user.is_approved = True
         if getattr(user, "is_approved", True):
             return None
-        # the same clean-up allauth does for inactive users: no half-login stays behind
-        clear_login(request)
+        # as above: no half-login stays behind
+        request.session.flush()
         signup = bool(kwargs.get("signup"))
         context = {"username": user.get_username(), "just_signed_up": signup}
         # a fresh sign-up succeeded (200); a login attempt was refused (403)
