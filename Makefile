@@ -4,9 +4,28 @@ VENV := .venv
 USER_VENV := .venv-user
 KUBESPAWNER_VENV := .venv-kubespawner
 
-.PHONY: run run-k8s test lint format deps clean manage system-deps
+.PHONY: run run-k8s test lint format deps clean manage system-deps ldap-deps test-deps
 
-deps: $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
+deps: ldap-deps $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
+
+# Debian packages: python-ldap builds against libldap2-dev/libsasl2-dev; the
+# LDAP tests run Debian's slapd. Installed when missing (as root), else named.
+LDAP_PACKAGES := slapd ldap-utils libldap2-dev libsasl2-dev
+ldap-deps:
+	@missing=$$(for p in $(LDAP_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; \
+	fi
+
+# The sign-in tests' OpenID Connect provider (npm oidc-provider, pinned by its lock file)
+OIDC_DIR := tests/services/oidc
+test-deps: $(OIDC_DIR)/node_modules/.installed
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json | system-deps
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -77,7 +96,7 @@ run-k8s: deps
 	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/python -m hubsite.supervisor
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps system-deps
+test: deps system-deps test-deps
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

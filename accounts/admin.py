@@ -59,23 +59,32 @@ class UserAdmin(DjangoUserAdmin):
         "is_approved",
         "is_superuser",
         "is_active",
+        "sign_in",
         "group_names",
         "last_activity",
         "created",
     ]
-    list_filter = ["is_approved", "is_superuser", "is_active", "hub_groups"]
+    list_filter = ["is_approved", "is_superuser", "is_active", "sign_in", "hub_groups"]
     search_fields = ["username", "first_name", "last_name", "email"]
     ordering = ["username"]
     actions = ["approve", "make_admin", "remove_admin"]
     inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        ("Personal info", {"fields": ["display_name", "first_name", "last_name", "email"]}),
+        (
+            "Sign-in",
+            {
+                "fields": ["sign_in", "external_groups"],
+                "description": "How the user last signed in, and the groups that method "
+                "reported (they are set again at every login).",
+            },
+        ),
         ("Access", {"fields": ["is_approved", "is_active", "is_superuser"]}),
         # one creation date: `created` (JupyterHub's); Django's date_joined is not shown
         ("Dates", {"fields": ["created", "last_login", "last_activity"]}),
     ]
-    readonly_fields = ["created", "last_login", "last_activity"]
+    readonly_fields = ["created", "last_login", "last_activity", "sign_in", "external_groups"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("hub_groups")

@@ -177,3 +177,19 @@ def parse_database_url(url: str) -> dict[str, object]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
     }
+
+
+def env_networks(name: str, default: list[str]) -> tuple:
+    """IP networks (CIDR) or single addresses, comma-separated; a typo is an
+    error rather than a proxy silently not trusted (or an address trusted)."""
+    import ipaddress
+
+    networks = []
+    for value in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hubsite import signin
 from hubsite.env import (
     env_bool,
     env_choice,
@@ -14,6 +15,7 @@ from hubsite.env import (
     env_int,
     env_json_object,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     parse_database_url,
@@ -151,7 +153,6 @@ LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
 
 # --- allauth: local accounts with admin approval ------------------------------
-HUB_SIGNUP_OPEN = env_bool("HUB_SIGNUP_OPEN", True)
 HUB_SIGNUP_REQUIRES_APPROVAL = env_bool("HUB_SIGNUP_REQUIRES_APPROVAL", True)
 ACCOUNT_ADAPTER = "accounts.adapters.HubAccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
@@ -161,6 +162,73 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_USERNAME_MIN_LENGTH = 1
 ACCOUNT_USERNAME_VALIDATORS = "accounts.validators.username_validators"
 ACCOUNT_SESSION_REMEMBER = True
+
+# --- sign-in: client identity and limits (accounts/client_address.py) ---------
+# X-Forwarded-For is believed only from these (the router; a load balancer)
+HUB_TRUSTED_PROXIES = env_networks("HUB_TRUSTED_PROXIES", ["127.0.0.0/8", "::1"])
+HUB_LOGIN_FAILURES_PER_CLIENT = env_int("HUB_LOGIN_FAILURES_PER_CLIENT", 10, minimum=1)
+HUB_LOGIN_FAILURES_PER_ACCOUNT = env_int("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+HUB_LOGIN_LOCKOUT_SECONDS = env_int("HUB_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+ACCOUNT_RATE_LIMITS = {
+    # per real client per minute, and per account name (locked for the window)
+    "login_failed": f"{HUB_LOGIN_FAILURES_PER_CLIENT}/m/ip,"
+    f"{HUB_LOGIN_FAILURES_PER_ACCOUNT}/{HUB_LOGIN_LOCKOUT_SECONDS}s/key",
+}
+# who may sign in, whatever the method (accounts/policy.py); unset = no list
+HUB_ALLOWED_USERS = signin.allow_list("HUB_ALLOWED_USERS")
+HUB_ALLOWED_GROUPS = signin.allow_list("HUB_ALLOWED_GROUPS")
+HUB_BLOCKED_USERS = env_list("HUB_BLOCKED_USERS")
+HUB_ADMIN_USERS = env_list("HUB_ADMIN_USERS")
+# a user the policy no longer lets in also loses their running servers
+HUB_STOP_SERVERS_WHEN_REFUSED = env_bool("HUB_STOP_SERVERS_WHEN_REFUSED", False)
+# crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
+HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
+HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")
+HUB_AUTH_STATE_ENV = env_str("HUB_AUTH_STATE_ENV", "UPSTREAM_ACCESS_TOKEN")
+signin.check_auth_state(HUB_AUTH_STATE, HUB_CRYPT_KEY)
+# sign-in methods (hubsite/signin.py turns HUB_LDAP_* etc. into library settings)
+globals().update(signin.ldap_settings())
+if env_str("HUB_LDAP_URI"):
+    AUTHENTICATION_BACKENDS.append(signin.LDAP_BACKEND)
+# OpenID Connect and Google (allauth's openid_connect provider), GitHub
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.github",
+]
+HUB_SOCIAL_PROVIDERS = signin.social_providers()
+SOCIALACCOUNT_PROVIDERS = signin.socialaccount_settings(HUB_SOCIAL_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.HubSocialAccountAdapter"
+SOCIALACCOUNT_LOGIN_ON_GET = True  # /hub/oauth_login starts the flow, as OAuthenticator
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an e-mail address never selects an account
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False  # upstream tokens only in the encrypted auth_state
+HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
+HUB_SIGNUP_OPEN = signin.sign_up_open(bool(HUB_SOCIAL_PROVIDERS or env_str("HUB_LDAP_URI")))
+# optional second factor for hub passwords: TOTP apps, with recovery codes
+INSTALLED_APPS += ["allauth.mfa"]
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("HUB_MFA_ISSUER", "Jupyter Hub")
+# mail (HUB_SMTP_*): password reset, and e-mail verification at sign-up
+globals().update(signin.mail_settings())
+# allauth counts in the default cache: shared by every hub process and kept
+# across restarts (Redis, else a table made by hubsite's migration)
+if env_str("HUB_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("HUB_REDIS_URL"),
+            "KEY_PREFIX": "hub",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "hub_cache",
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import auth_state
 from accounts.models import User
 from servers import hosts
 from servers import options as profile_options
@@ -53,6 +54,9 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
             "extra_resource_limits": dict(profile.extra_resource_limits),
         }
         overrides = profile_options.merge(profile.spawner_overrides, overrides)
+    # the sign-in's upstream token (auth_state), under what the profile sets
+    upstream = auth_state.spawn_environment(server.user.encrypted_auth_state)
+    fields["environment"] = {**upstream, **fields.get("environment", {})}
     known = {k: v for k, v in overrides.items() if k in SpawnSpec.__dataclass_fields__}
     if "environment" in known:
         known["environment"] = {**fields.get("environment", {}), **known["environment"]}
