@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import h11
 import pytest
 
-from routing.router.relay import ChunkedBody, FramingError, LengthBody
+from routing.router.http1 import ChunkedBody, FramingError, LengthBody
 from tests.live import wait_for
 from tests.routing.conftest import launch_router
 from tests.routing.fakes import TOKEN, HubState, Running, make_hub
