@@ -197,8 +197,8 @@ def parse_response(head: bytes, *, upgrade_asked: bool) -> Response:
         raise HttpError(502, "malformed status line")
     http11 = match.group(1) == b"1"
     status = int(match.group(2))
-    if status < 100:
-        raise HttpError(502, "status code below 100")
+    if not 100 <= status <= 599:
+        raise HttpError(502, "status code outside 100-599")
     lines = _field_lines(head, line_end, 502)
     length = None
     chunked = False
