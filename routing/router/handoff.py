@@ -153,14 +153,22 @@ class HandedOff(asyncio.Protocol):
         self._pause("gate", len(buf) > HIGH_WATER)
 
     def fail(self, status: int, message: str) -> None:
-        """Refuse the client's input: our answer once mitmproxy's are out, then close."""
+        """Refuse the client's input: our answer once mitmproxy's are out, then
+        close. A body broken halfway cannot be waited for (mitmproxy waits for
+        the rest): answered now, unless mitmproxy is halfway through an answer
+        (then the connection is just closed: an answer cannot be cut into)."""
+        mid_body = self.body is not None
         self.buf.clear()
         self.body = None
         self.head_started = 0.0
         if self.refusal is not None or self.closed:
             return
         self.refusal = (status, message)
-        if not self.pending or self.out_blind:
+        if mid_body and (self.out_head or self.out_body is not None):
+            self.relay.counters.error()
+            self.closed = True
+            self.transport.abort()
+        elif mid_body or not self.pending or self.out_blind:
             self._send_refusal()
 
     def _send_refusal(self) -> None:
