@@ -83,12 +83,18 @@ def head_end(buf: bytes | bytearray, start: int = 0, *, status: int = 400) -> in
     earlier call (pass the previous len(BUF)), so a head arriving byte by byte
     costs linear time. A bare LF or CR raises HttpError(STATUS) at once; a head
     longer than MAX_HEAD raises 431 (STATUS when it is a response's)."""
-    scan = max(0, start - 3)
-    end = buf.find(b"\r\n\r\n", scan, MAX_HEAD)
-    stop = end + 4 if end >= 0 else len(buf)
-    bare = _BARE.search(buf, max(0, start - 1), stop)
-    if bare is not None and not (end < 0 and bare.start() == len(buf) - 1 and buf[-1] == 13):
-        kind = "LF without CR" if buf[bare.start()] == 10 else "CR without LF"
+    end = buf.find(b"\r\n\r\n", max(0, start - 3), MAX_HEAD)
+    # every CR and every LF of the new bytes is part of a CRLF (counts run in C)
+    low = max(0, start - 1)
+    if low and buf[low] == 10 and buf[low - 1] == 13:
+        low -= 1  # a CRLF cut in two by the previous read
+    high = end + 4 if end >= 0 else len(buf)
+    if end < 0 and high and buf[high - 1] == 13:
+        high -= 1  # a CR at the end: its LF may be in the next read
+    crlf = buf.count(b"\r\n", low, high)
+    if buf.count(b"\n", low, high) != crlf or buf.count(b"\r", low, high) != crlf:
+        bare = _BARE.search(buf, low, high)
+        kind = "LF without CR" if bare is not None and buf[bare.start()] == 10 else "CR without LF"
         raise HttpError(status, f"line ending with a {kind} (lines must end with CRLF)")
     if end >= 0:
         return end + 4
@@ -110,7 +116,7 @@ class Request(NamedTuple):
     method: bytes
     target: bytes
     version: bytes  # b"HTTP/1.1" or b"HTTP/1.0"
-    fields: list[bytes]  # field lines as sent, without CRLF, minus the dropped names
+    fields: bytes  # the field lines as sent, each with its CRLF, minus the dropped names
     host: bytes | None
     length: int | None  # Content-Length
     chunked: bool
@@ -118,9 +124,26 @@ class Request(NamedTuple):
     upgrade: bool  # asks to switch protocols (Upgrade + Connection: upgrade)
 
 
+def _values(text: bytes, lower: bytes, name: bytes) -> list[bytes]:
+    """Every value of field NAME (lowercase) in TEXT: b"\\n" + a validated
+    field block, LOWER: TEXT lowercased. Plain searches (C speed), no split:
+    in a validated block, "\\n<name>:" is exactly a line of that field."""
+    key = b"\n" + name + b":"
+    found = []
+    i = lower.find(key)
+    while i >= 0:
+        start = i + len(key)
+        end = text.find(b"\r", start)
+        found.append(text[start:end].strip(_OWS))
+        i = lower.find(key, end)
+    return found
+
+
 def parse_request(head: bytes, drop: tuple[bytes, ...] = ()) -> Request:
     """A complete request head (from head_end) -> Request; HttpError when it
-    breaks RFC 9112. Field lines named in DROP (lowercase) are left out."""
+    breaks RFC 9112. Field lines named in DROP (lowercase x-forwarded-* names)
+    are left out of `fields`. One pass of C-speed matching finds the fields the
+    router reads; the others are forwarded as they are, never split."""
     line_end = head.find(b"\r\n")
     parts = head[:line_end].split(b" ")
     if len(parts) != 3:
@@ -134,37 +157,39 @@ def parse_request(head: bytes, drop: tuple[bytes, ...] = ()) -> Request:
         if _VERSION.fullmatch(version):
             raise HttpError(505, "only HTTP/1.1 and HTTP/1.0 are supported")
         raise HttpError(400, "malformed HTTP version")
-    lines = _field_lines(head, line_end, 400)
-    fields = []
-    host = None
+    fields = _field_block(head, line_end, 400)
+    text = b"\n" + fields
+    lower = text.lower()
+    hosts = _values(text, lower, b"host")
+    if len(hosts) > 1:
+        raise HttpError(400, "more than one Host header")
+    host = hosts[0] if hosts else None
+    if host is not None and not _HOST.fullmatch(host):
+        raise HttpError(400, "invalid Host header")
     length = None
+    if b"\ncontent-length:" in lower:
+        lengths = _values(text, lower, b"content-length")
+        if len(lengths) > 1:
+            raise HttpError(400, "more than one Content-Length")
+        length = _length(lengths[0], 400)
     chunked = False
-    connection: list[bytes] = []
-    has_upgrade = False
-    for line in lines:
-        name, _, value = line.partition(b":")
-        lower = name.lower()
-        if lower in drop:
-            continue
-        fields.append(line)
-        if lower == b"host":
-            if host is not None:
-                raise HttpError(400, "more than one Host header")
-            host = value.strip(_OWS)
-            if not _HOST.fullmatch(host):
-                raise HttpError(400, "invalid Host header")
-        elif lower == b"content-length":
-            if length is not None:
-                raise HttpError(400, "more than one Content-Length")
-            length = _length(value, 400)
-        elif lower == b"transfer-encoding":
-            if chunked or value.strip(_OWS).lower() != b"chunked":
-                raise HttpError(501, "only Transfer-Encoding: chunked is supported")
-            chunked = True
-        elif lower == b"connection":
-            connection += [t.strip(_OWS).lower() for t in value.split(b",")]
-        elif lower == b"upgrade":
-            has_upgrade = True
+    if b"\ntransfer-encoding:" in lower:
+        codings = _values(text, lower, b"transfer-encoding")
+        if len(codings) > 1 or codings[0].lower() != b"chunked":
+            raise HttpError(501, "only Transfer-Encoding: chunked is supported")
+        chunked = True
+    connection = [
+        token.strip(_OWS)
+        for value in _values(lower, lower, b"connection")
+        for token in value.split(b",")
+    ]
+    has_upgrade = b"\nupgrade:" in lower
+    if drop and b"\nx-forwarded-" in lower:
+        fields = b"".join(
+            line + b"\r\n"
+            for line in fields[:-2].split(b"\r\n")
+            if line.partition(b":")[0].lower() not in drop
+        )
     if chunked and length is not None:
         raise HttpError(400, "both Content-Length and Transfer-Encoding")
     if version == b"HTTP/1.1":
@@ -199,28 +224,28 @@ def parse_response(head: bytes, *, upgrade_asked: bool) -> Response:
     status = int(match.group(2))
     if not 100 <= status <= 599:
         raise HttpError(502, "status code outside 100-599")
-    lines = _field_lines(head, line_end, 502)
+    fields = _field_block(head, line_end, 502)
+    text = b"\n" + fields
+    lower = text.lower()
     length = None
+    if b"\ncontent-length:" in lower:
+        lengths = {_length(value, 502) for value in _values(text, lower, b"content-length")}
+        if len(lengths) > 1:
+            raise HttpError(502, "conflicting Content-Length")
+        length = lengths.pop()
     chunked = False
+    if b"\ntransfer-encoding:" in lower:
+        codings = _values(lower, lower, b"transfer-encoding")
+        if len(codings) > 1 or codings[0] != b"chunked" or not http11:
+            raise HttpError(502, "Transfer-Encoding other than one 'chunked'")
+        chunked = True
     reusable = http11
-    location = b""
-    for line in lines:
-        name, _, value = line.partition(b":")
-        lower = name.lower()
-        if lower == b"content-length":
-            found = _length(value, 502)
-            if length is not None and found != length:
-                raise HttpError(502, "conflicting Content-Length")
-            length = found
-        elif lower == b"transfer-encoding":
-            if chunked or value.strip(_OWS).lower() != b"chunked" or not http11:
-                raise HttpError(502, "Transfer-Encoding other than one 'chunked'")
-            chunked = True
-        elif lower == b"connection":
-            if b"close" in [t.strip(_OWS).lower() for t in value.split(b",")]:
+    if b"\nconnection:" in lower:
+        for value in _values(lower, lower, b"connection"):
+            if b"close" in [token.strip(_OWS) for token in value.split(b",")]:
                 reusable = False
-        elif lower == b"location":
-            location = value.strip(_OWS)
+    locations = _values(text, lower, b"location") if b"\nlocation:" in lower else []
+    location = locations[0] if locations else b""
     if chunked and length is not None:
         raise HttpError(502, "both Content-Length and Transfer-Encoding")
     if status == 101 and not (upgrade_asked and http11):
@@ -228,15 +253,16 @@ def parse_response(head: bytes, *, upgrade_asked: bool) -> Response:
     return Response(status, length, chunked, reusable, location)
 
 
-def _field_lines(head: bytes, line_end: int, status: int) -> list[bytes]:
-    """The field lines of HEAD (after the start line), validated as a block by
-    one expression; the slow per-line look only runs to say what was wrong."""
+def _field_block(head: bytes, line_end: int, status: int) -> bytes:
+    """The field lines of HEAD (after the start line, each with its CRLF),
+    validated as a block by one expression; the slow per-line look only runs
+    to say what was wrong."""
     if not _FIELD_LINES.fullmatch(head, line_end + 2, len(head) - 2):
         raise HttpError(status, _what_is_wrong(head[line_end + 2 : -4].split(b"\r\n")))
-    lines = head[line_end + 2 : -4].split(b"\r\n") if len(head) > line_end + 4 else []
-    if len(lines) > MAX_FIELDS:
+    fields = head[line_end + 2 : -2]
+    if fields.count(b"\n") > MAX_FIELDS:
         raise HttpError(431 if status == 400 else status, f"more than {MAX_FIELDS} header fields")
-    return lines
+    return fields
 
 
 def _what_is_wrong(lines: list[bytes]) -> str:

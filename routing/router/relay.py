@@ -314,7 +314,7 @@ class ClientSide(asyncio.Protocol):
             return
         host = request.host or b""
         request_line = head[: head.find(b"\r\n")]
-        lines = [b"", *request.fields, self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n"]
+        rest = request.fields + self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n\r\n"
         del buf[:end]
         self.method = request.method
         self.keep_alive = request.keep_alive
@@ -323,7 +323,7 @@ class ClientSide(asyncio.Protocol):
         self.busy = True
         # the body is forwarded once the head has gone out (after a lookup, maybe)
         if where.kind == PathKind.HUB:
-            self.forward(lines, request_line, None)
+            self.forward(rest, request_line, None)
             return
         serves_here = relay.serves_here
         if serves_here and not serves_here(host.decode("latin-1"), where.user):
@@ -333,15 +333,15 @@ class ClientSide(asyncio.Protocol):
         route = relay.table.lookup(where.user, where.segment)
         if route is None:
             self._pause()
-            relay.spawn(self._resolve(lines, request_line, head, where, request.target))
+            relay.spawn(self._resolve(rest, request_line, head, where, request.target))
         elif route.scheme != "http":
             self.unread(head)
             self.hand_off()  # mitmproxy speaks TLS to this server
         else:
-            self.forward(lines, request_line, route)
+            self.forward(rest, request_line, route)
 
     async def _resolve(
-        self, lines: list[bytes], request_line: bytes, head: bytes, where: Any, target: bytes
+        self, rest: bytes, request_line: bytes, head: bytes, where: Any, target: bytes
     ) -> None:
         """A user the table does not know: ask the hub (RouteSync.resolve caches
         misses and caps concurrent lookups), then forward to the server, or to
@@ -355,9 +355,9 @@ class ClientSide(asyncio.Protocol):
         if self.closed:
             return
         if route is not None and route.scheme == "http":
-            self.forward(lines, request_line, route)
+            self.forward(rest, request_line, route)
         elif route is None:
-            self.forward(lines, _to_hub_page(request_line), None)
+            self.forward(rest, _to_hub_page(request_line), None)
         else:
             self.unread(head)
             self.hand_off()
@@ -371,11 +371,11 @@ class ClientSide(asyncio.Protocol):
         self.busy = False
         self.body = None
 
-    def forward(self, lines: list[bytes], request_line: bytes, route: Route | None) -> None:
-        """Send the head (and any body bytes already read) to ROUTE's server, or
-        to the hub when ROUTE is None."""
-        lines[0] = request_line
-        head = b"\r\n".join(lines) + b"\r\n"
+    def forward(self, rest: bytes, request_line: bytes, route: Route | None) -> None:
+        """Send the head (REQUEST_LINE, then REST: its fields and the empty line)
+        and any body bytes already read to ROUTE's server, or to the hub when
+        ROUTE is None."""
+        head = request_line + b"\r\n" + rest
         relay = self.relay
         self.route = route
         self.rechecked = False

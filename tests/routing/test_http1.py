@@ -101,7 +101,7 @@ def test_an_ordinary_request_is_parsed():
     )
     assert parsed.method == b"GET" and parsed.target == b"/user/a/x"
     assert parsed.host == b"hub.example.org:8000" and parsed.length == 5
-    assert parsed.fields == [b"Host: hub.example.org:8000", b"Content-Length: 5"]
+    assert parsed.fields == b"Host: hub.example.org:8000\r\nContent-Length: 5\r\n"
     assert parsed.keep_alive and not parsed.chunked and not parsed.upgrade
 
 
