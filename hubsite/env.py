@@ -6,11 +6,14 @@ so every reader raises ImproperlyConfigured on a value it does not understand.
 
 from __future__ import annotations
 
+import json
 import os
-import re
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from routing.hostnames import is_dns_name
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -72,7 +75,24 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+def env_json_object(name: str) -> dict[str, Any]:
+    """A JSON object from NAME, or from the file named by NAME_FILE; {} when unset."""
+    raw = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE")
+    if not raw and path:
+        try:
+            raw = Path(path).read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object (got {type(value).__name__})")
+    return value
 
 
 def env_dns_name(name: str) -> str:
@@ -83,8 +103,7 @@ def env_dns_name(name: str) -> str:
     value = raw.strip().lower().rstrip(".")
     if not value:
         return ""
-    labels = value.split(".")
-    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+    if not is_dns_name(value):
         raise ImproperlyConfigured(
             f"{name} must be a DNS name such as hub.example.org, "
             f"without scheme, port or path (got {raw!r})"

@@ -99,6 +99,8 @@ def _render_home(request: HttpRequest, form: NamedServerForm, status: int = 200)
         "named_form": form,
         "allow_named": settings.HUB_ALLOW_NAMED_SERVERS,
         "named_limit": settings.HUB_NAMED_SERVER_LIMIT,
+        # without profiles there is nothing to pick: Start posts the start itself
+        "has_profiles": services.allowed_profiles(request.user).exists(),
     }
     return render(request, "servers/home.html", context, status=status)
 
@@ -132,7 +134,10 @@ def new_named(request: HttpRequest) -> HttpResponse:
         form.add_error(None, "Named servers are not enabled on this hub.")
     if not form.is_valid():
         return _render_home(request, form, status=400)
-    return redirect("spawn", request.user.username, form.cleaned_data["name"])
+    name = form.cleaned_data["name"]
+    if not services.allowed_profiles(request.user).exists():
+        return spawn(request, request.user.username, name)  # nothing to pick: start it
+    return redirect("spawn", request.user.username, name)
 
 
 # --- spawn --------------------------------------------------------------------
@@ -160,13 +165,9 @@ def _start(
     options = form.user_options()
     if options is None:
         return _render_spawn(request, placeholder, form, status=400)
-    created = server is None
-    server = server or services.get_or_create_server(owner, name)
     try:
-        services.request_start(server, by=request.user.username, user_options=options)
+        server = services.start_server(owner, name, by=request.user.username, user_options=options)
     except services.StartRefused as exc:
-        if created:
-            server.delete()  # a refused first start leaves no empty named server behind
         form.errors.append(str(exc))
         return _render_spawn(request, placeholder, form, status=exc.status)
     next_url = _safe_next(request.POST.get("next", ""), server.prefix)

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from routing.router import edges as edge
+from routing.router.sockets import reserve_port
 
 log = logging.getLogger("routing.router")
 
@@ -62,8 +63,8 @@ def parse_args(argv: list[str]) -> Config:
     )
     parser.add_argument(
         "--hub-url",
-        default=env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
-        help="where the hub answers (env HUB_BIND_URL)",
+        default=env.get("HUB_CONNECT_URL") or env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
+        help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL)",
     )
     parser.add_argument("--token-file", help="file holding the router token")
     parser.add_argument(
@@ -120,20 +121,6 @@ def read_token(token_file: str | None) -> str:
 
 
 # --- supervisor (no mitmproxy import here) --------------------------------------------
-
-
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Bind (without listening) with SO_REUSEPORT: resolves port 0, fails early if
-    the port is taken by something else, and keeps it ours while workers start.
-
-    The protocol must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on
-    sockets whose proto says TCP, and without it every streamed response (headers
-    and body are separate writes) waited ~40 ms for the client's delayed ACK."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
