@@ -4,7 +4,7 @@ VENV := .venv
 USER_VENV := .venv-user
 KUBESPAWNER_VENV := .venv-kubespawner
 
-.PHONY: run run-k8s test lint format deps clean
+.PHONY: run run-k8s test lint format deps clean manage system-deps
 
 deps: $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
 
@@ -25,7 +25,7 @@ $(USER_VENV)/.installed: requirements-user.txt
 
 # The Kubernetes API simulator's fidelity check: the real JupyterHub + KubeSpawner, with
 # configurable-http-proxy from npm as JupyterHub's proxy (needs node + npm).
-$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt
+$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt | system-deps
 	test -x $(KUBESPAWNER_VENV)/bin/python || $(PYTHON) -m venv $(KUBESPAWNER_VENV)
 	$(KUBESPAWNER_VENV)/bin/pip install --quiet --upgrade pip
 	$(KUBESPAWNER_VENV)/bin/pip install --quiet -r requirements-kubespawner.txt
@@ -38,7 +38,25 @@ run: deps
 	@echo ""
 	@echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (Ctrl-C stops everything)"
 	@echo ""
-	$(VENV)/bin/honcho start
+	$(VENV)/bin/python -m hubsite.supervisor
+
+# `make manage ARGS="create_token alice"`: manage.py with the hub's venv.
+manage: deps
+	@$(VENV)/bin/python manage.py $(ARGS)
+
+# What the tests need from Debian, as COMMAND:PACKAGE; installed with apt-get
+# (as root, else through sudo) only when a command is missing.
+SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm
+system-deps:
+	@missing=""; for need in $(SYSTEM_NEEDS); do \
+	  command -v "$${need%%:*}" >/dev/null 2>&1 || missing="$$missing $${need#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  echo "installing$$missing (apt-get) for the tests"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # `make run` on "Kubernetes": the API simulator (k8s_simulator/, a simulator, not
 # a cluster) plays the cluster, and servers are pods (HUB_SPAWNER=kubernetes).
@@ -56,10 +74,10 @@ run-k8s: deps
 	echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (servers are pods on the simulator; Ctrl-C stops everything)"; \
 	echo ""; \
 	HUB_SPAWNER=kubernetes HUB_K8S_KUBECONFIG="$(K8S_SIM_DIR)/kubeconfig" \
-	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/honcho start
+	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/python -m hubsite.supervisor
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps
+test: deps system-deps
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -95,18 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    try:
-        images = ImageMap.parse(args.image_env, args.default_env)
-        nodes = load_node_specs(args.nodes)
-    except (ValueError, OSError) as error:
-        print(f"k8s_simulator: {error}", file=sys.stderr)
-        return 2
-    simulator = Simulator(
+def _build(args: argparse.Namespace, images: ImageMap, nodes: list) -> Simulator:
+    return Simulator(
         host=args.listen[0],
         port=args.listen[1],
         state_dir=args.state_dir,
@@ -118,6 +108,24 @@ def main(argv: list[str] | None = None) -> int:
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        images = ImageMap.parse(args.image_env, args.default_env)
+        nodes = load_node_specs(args.nodes)
+    except (ValueError, OSError) as error:
+        print(f"k8s_simulator: {error}", file=sys.stderr)
+        return 2
+    try:
+        simulator = _build(args, images, nodes)
+    except (ValueError, OSError) as error:  # a damaged snapshot, a port in use
+        print(f"k8s_simulator: {error}", file=sys.stderr)
+        return 2
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())

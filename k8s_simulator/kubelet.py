@@ -28,7 +28,7 @@ from .events import EventRecorder
 from .faults import Faults
 from .images import ImageMap, normalize
 from .probes import watch_readiness
-from .processes import exit_code, launch, signal_tree
+from .processes import descendants, exit_code, kill_all, launch, signal_tree
 from .runtime import ConfigError, build_launch
 from .scheduler import set_condition
 from .store import Change, Store, now_iso
@@ -443,11 +443,16 @@ class PodWorker(threading.Thread):
             if executable is None:
                 raise FileNotFoundError(argv[0])
             proc = launch([executable, *argv[1:]], env=spec.env, cwd=str(spec.cwd), log=log_path)
-        except OSError:
+        except OSError as error:
+            why = (
+                f'exec: "{argv[0]}": executable file not found in $PATH'
+                if isinstance(error, FileNotFoundError) and error.filename in (None, argv[0])
+                else str(error)
+            )
             message = (
                 "failed to create containerd task: failed to create shim task: OCI runtime create"
                 " failed: runc create failed: unable to start container process: error during"
-                f' container init: exec: "{argv[0]}": executable file not found in $PATH: unknown'
+                f" container init: {why}: unknown"
             )
             self._event("Warning", "Failed", f"Error: {message}", state)
             self._terminated(state, 128, "StartError", message)
@@ -473,7 +478,7 @@ class PodWorker(threading.Thread):
                 state.spec["readinessProbe"],
                 state.spec,
                 self.ip,
-                spec.env,
+                spec,
                 alive=lambda: proc.poll() is None and state.proc is proc,
                 report=lambda ready: self.inbox.put(("ready", name, proc, ready)),
             )
@@ -609,6 +614,7 @@ class PodWorker(threading.Thread):
 
     def _terminate(self, grace: int, *, shutdown: bool = False) -> None:
         running = [s for s in self.inits + self.mains if s.proc is not None]
+        trees = [descendants(s.proc.pid) for s in running]  # type: ignore[union-attr]
         for state in running:
             if not shutdown:
                 self._event("Normal", "Killing", f"Stopping container {state.spec['name']}", state)
@@ -622,9 +628,10 @@ class PodWorker(threading.Thread):
             except subprocess.TimeoutExpired:
                 signal_tree(proc, signal.SIGKILL)
                 proc.wait()
-            signal_tree(proc, signal.SIGKILL)  # stragglers that left the group
             code = exit_code(proc.returncode)
             self._terminated(state, code, "Completed" if code == 0 else "Error")
+        for tree in trees:
+            kill_all(tree)  # what outlived its parent: a container's cgroup dies whole
         for state in self.mains:
             state.restart_at = None
         if not shutdown:

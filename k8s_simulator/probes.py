@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .runtime import Launch
+
 
 def _port(value: Any, container: dict[str, Any]) -> int:
     if isinstance(value, int) or str(value).isdigit():
@@ -23,7 +25,7 @@ def _port(value: Any, container: dict[str, Any]) -> int:
 
 
 def probe_once(
-    probe: dict[str, Any], container: dict[str, Any], pod_ip: str, env: dict[str, str]
+    probe: dict[str, Any], container: dict[str, Any], pod_ip: str, launch: Launch
 ) -> bool:
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
@@ -44,7 +46,11 @@ def probe_once(
                 return True
         if "exec" in probe:
             done = subprocess.run(
-                probe["exec"]["command"], env=env, timeout=timeout, capture_output=True
+                [launch.rewrite(part) for part in probe["exec"]["command"]],
+                env=launch.env,
+                cwd=launch.cwd,
+                timeout=timeout,
+                capture_output=True,
             )
             return done.returncode == 0
     except (OSError, ValueError, subprocess.TimeoutExpired, http.client.HTTPException):
@@ -56,7 +62,7 @@ def watch_readiness(
     probe: dict[str, Any],
     container: dict[str, Any],
     pod_ip: str,
-    env: dict[str, str],
+    launch: Launch,
     *,
     alive: Callable[[], bool],
     report: Callable[[bool], None],
@@ -69,7 +75,7 @@ def watch_readiness(
             return
         ready, successes, failures = False, 0, 0
         while alive():
-            if probe_once(probe, container, pod_ip, env):
+            if probe_once(probe, container, pod_ip, launch):
                 successes, failures = successes + 1, 0
                 if not ready and successes >= int(probe.get("successThreshold", 1)):
                     ready = True

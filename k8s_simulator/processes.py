@@ -69,6 +69,13 @@ def signal_tree(proc: subprocess.Popen[bytes], sig: int) -> None:
             os.kill(pid, sig)
 
 
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL PIDS (collected before the main process died, so orphans are included)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def exit_code(returncode: int) -> int:
     """Exit status as a container runtime reports it (killed by signal N -> 128+N)."""
     return 128 - returncode if returncode < 0 else returncode

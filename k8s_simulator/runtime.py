@@ -40,6 +40,7 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    rewrite: Callable[[str], str]  # the same translation, for exec probes' commands
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -170,19 +171,19 @@ def build_launch(
 ) -> Launch:
     """argv, env and cwd for CONTAINER; ConfigError when a referenced object is missing."""
     pod_ip = pod["status"]["podIP"]
-    env = {
-        "PATH": f"{venv / 'bin'}:{SYSTEM_PATH}",
-        "HOSTNAME": pod["metadata"]["name"],
-        "HOME": IMAGE_HOME,
-        "LANG": "C.UTF-8",
-        "KUBERNETES_SERVICE_HOST": api_host,
-        "KUBERNETES_SERVICE_PORT": str(api_port),
-    }
+    rewrite = rewriter(pod_ip, mounts)
+    env = {"HOSTNAME": pod["metadata"]["name"], "HOME": IMAGE_HOME, "LANG": "C.UTF-8"}
     env.update(_env_from(container, lookup))
     for item in container.get("env") or []:
         value = _env_value(item, pod, lookup, env)
         if value is not None:
             env[item["name"]] = value
+    # only the pod's own values speak of container paths: ours (PATH, ...) are host paths
+    home = env["HOME"]
+    env = {name: rewrite(value) for name, value in env.items()}
+    env["HOME"] = str(map_path(home, mounts, rootfs)) if home.startswith("/") else home
+    env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', SYSTEM_PATH)}"
+    env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"] = api_host, str(api_port)
     if os.geteuid() == 0:
         # Images run Jupyter as a non-root USER (jovyan); here every container runs as the
         # simulator's user. When that is root, tell Jupyter servers root is expected, through
@@ -193,13 +194,9 @@ def build_launch(
         )
         existing = env.get("JUPYTER_CONFIG_PATH")
         env["JUPYTER_CONFIG_PATH"] = f"{existing}:{ROOT_CONFIG}" if existing else str(ROOT_CONFIG)
-    rewrite = rewriter(pod_ip, mounts)
-    home = env["HOME"]
-    env = {name: rewrite(value) for name, value in env.items()}
-    env["HOME"] = str(map_path(home, mounts, rootfs)) if home.startswith("/") else rewrite(home)
     command = list(container.get("command") or [])
     args = list(container.get("args") or [])
     argv = command + args if command else (args or list(DEFAULT_CMD))
     argv = [rewrite(expand(arg, env)) for arg in argv]
     cwd = map_path(container.get("workingDir") or IMAGE_WORKDIR, mounts, rootfs)
-    return Launch(argv=argv, env=env, cwd=cwd)
+    return Launch(argv=argv, env=env, cwd=cwd, rewrite=rewrite)

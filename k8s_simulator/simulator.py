@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import errors
+from . import errors, persistence
 from .api import ApiServer
 from .controllers import Controllers
 from .events import EventRecorder
@@ -66,10 +66,17 @@ class Simulator:
             ),
         )
         self._serve = threading.Thread(target=self.http.serve_forever, name="api", daemon=True)
+        snapshot_path = self.state_dir / "objects.json"
+        snapshot = persistence.load(snapshot_path)
+        if snapshot is not None:
+            self.store.restore(snapshot)
         for namespace in SYSTEM_NAMESPACES:
-            self.store.create("namespaces", "", {"metadata": {"name": namespace}})
+            if self.store.find("namespaces", "", namespace) is None:
+                self.store.create("namespaces", "", {"metadata": {"name": namespace}})
         for index, spec in enumerate(node_specs):
             self.store.create("nodes", "", build_node(index, spec))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.saver = persistence.Saver(self.store, snapshot_path)
 
     @property
     def url(self) -> str:
@@ -80,6 +87,7 @@ class Simulator:
 
     def start(self, kubeconfig: Path | None = None) -> None:
         (self.state_dir / "volumes").mkdir(parents=True, exist_ok=True)
+        self.saver.start()
         self.controllers.start()
         self.scheduler.start()
         self.kubelet.start()
@@ -96,6 +104,7 @@ class Simulator:
         self.scheduler.stop()
         self.controllers.stop()
         self.kubelet.stop()
+        self.saver.stop()
 
     # --- /simulator side endpoints -----------------------------------------------------
 

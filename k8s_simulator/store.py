@@ -128,6 +128,21 @@ class Store:
                 oldest = self._history[0].rv - 1 if self._history else self._rv
                 raise errors.expired(rv, oldest)
 
+    def snapshot(self, plurals: tuple[str, ...]) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "resourceVersion": self._rv,
+                "objects": {p: copy.deepcopy(list(self._objects[p].values())) for p in plurals},
+            }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Load a snapshot into an empty store; the watch history starts empty (compacted)."""
+        with self._cond:
+            self._rv = int(snapshot["resourceVersion"])
+            for plural, items in snapshot["objects"].items():
+                for obj in items:
+                    self._objects[plural][key_of(obj)] = obj
+
     def subscribe(self) -> queue.Queue[Change]:
         """A queue receiving every committed change (for the simulated controllers)."""
         feed: queue.Queue[Change] = queue.Queue()

@@ -115,7 +115,7 @@ def test_pvc_directory_outlives_the_pod_and_serves_the_next_one(k8s_cluster):
     k8s_cluster.wait_for_pod_gone("writer")
     claim = core.read_namespaced_persistent_volume_claim("home", ns)
     assert claim.status.phase == "Bound" and claim.spec.volume_name
-    read = ["python", "-c", "import os; print(open(os.path.expanduser('~/note.txt')).read())"]
+    read = ["python", "-c", "print(open('/home/jovyan/note.txt').read())"]
     core.create_namespaced_pod(
         ns, pod_manifest("reader", read, restartPolicy="Never", **_home("home"))
     )
@@ -181,8 +181,16 @@ def test_delete_sends_sigterm_then_removes_the_pod_after_the_process_exits(k8s_c
 
 def test_delete_kills_a_process_that_ignores_sigterm_after_the_grace_period(k8s_cluster):
     core, ns = k8s_cluster.core, k8s_cluster.namespace
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-    core.create_namespaced_pod(ns, pod_manifest("stubborn", ["python", "-c", stubborn]))
+    stubborn = (
+        "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " server = socket.create_server(('0.0.0.0', 8080)); time.sleep(600)"
+    )
+    # ready only once it listens, which is after it chose to ignore SIGTERM
+    probe = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    manifest = pod_manifest(
+        "stubborn", ["python", "-c", stubborn], container={"readinessProbe": probe}
+    )
+    core.create_namespaced_pod(ns, manifest)
     k8s_cluster.wait_for_pod("stubborn", is_ready)
     core.delete_namespaced_pod("stubborn", ns, grace_period_seconds=2)
     last = k8s_cluster.wait_for_pod(
@@ -190,3 +198,22 @@ def test_delete_kills_a_process_that_ignores_sigterm_after_the_grace_period(k8s_
     )
     assert last.status.container_statuses[0].state.terminated.exit_code == 137
     k8s_cluster.wait_for_pod_gone("stubborn")
+
+
+def test_exec_readiness_probe_sees_the_container_paths(k8s_cluster):
+    core, ns = k8s_cluster.core, k8s_cluster.namespace
+    late = "import time; time.sleep(1); open('/work/ready', 'w').close(); time.sleep(600)"
+    spec = {
+        "container": {
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+            "readinessProbe": {
+                "exec": {"command": ["test", "-f", "/work/ready"]},
+                "periodSeconds": 1,
+            },
+        },
+        "volumes": [{"name": "work", "emptyDir": {}}],
+    }
+    core.create_namespaced_pod(ns, pod_manifest("probed", ["python", "-c", late], **spec))
+    running = k8s_cluster.wait_for_pod("probed", lambda p: p.status.phase == "Running")
+    assert not is_ready(running)  # running, but the probe has not passed yet
+    assert k8s_cluster.wait_for_pod("probed", is_ready)

@@ -93,7 +93,8 @@ class Hub:
 
 
 @pytest.fixture
-def jupyterhub(k8s_cluster, tmp_path) -> Hub:
+def jupyterhub(k8s_cluster, tmp_path, request) -> Hub:
+    """JupyterHub + KubeSpawner on the simulator; indirect params override KubeSpawner traits."""
     k8s_cluster.require_simulator(POD_IPS_UNREACHABLE)
     if not (VENV / "bin" / "jupyterhub").exists() or not CHP.exists():
         pytest.fail("the fidelity venv is missing: run `make deps` (builds .venv-kubespawner)")
@@ -107,6 +108,8 @@ def jupyterhub(k8s_cluster, tmp_path) -> Hub:
         token=token,
         namespace=k8s_cluster.namespace,
     )
+    for trait, value in getattr(request, "param", {}).items():
+        config += f"c.KubeSpawner.{trait} = {value!r}\n"
     (tmp_path / "jupyterhub_config.py").write_text(config)
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     env["PATH"] = f"{VENV / 'bin'}:{env['PATH']}"
@@ -142,8 +145,8 @@ def jupyterhub(k8s_cluster, tmp_path) -> Hub:
         print(log.read_text()[-6000:])
 
 
-def _server(hub: Hub) -> dict:
-    code, user = hub.call("GET", "/hub/api/users/alice")
+def _server(hub: Hub, name: str = "alice") -> dict:
+    code, user = hub.call("GET", f"/hub/api/users/{name}")
     assert code == 200, user
     return user["servers"].get("", {})  # type: ignore[index]
 
@@ -169,3 +172,28 @@ def test_kubespawner_spawns_and_stops_a_server_against_the_simulator(k8s_cluster
     assert pod_name not in [p.metadata.name for p in core.list_namespaced_pod(ns).items]
     # KubeSpawner keeps the user's PVC
     assert core.read_namespaced_persistent_volume_claim("claim-alice", ns).status.phase == "Bound"
+
+
+def _progress_messages(hub: Hub, user: str):
+    request = urllib.request.Request(
+        f"{hub.url}/hub/api/users/{user}/server/progress",
+        headers={"Authorization": f"token {hub.token}", "Accept": "text/event-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data:"):
+                yield json.loads(line[5:]).get("message", "")
+
+
+@pytest.mark.parametrize("jupyterhub", [{"start_timeout": 20}], indirect=True)
+def test_kubespawner_shows_the_scheduler_reason_and_cleans_up_an_unschedulable_pod(
+    k8s_cluster, jupyterhub
+):
+    k8s_cluster.add_fault("Unschedulable")
+    assert jupyterhub.call("POST", "/hub/api/users/bob")[0] == 201
+    assert jupyterhub.call("POST", "/hub/api/users/bob/server")[0] in (201, 202)
+    # KubeSpawner streams the pod's events (its event reflector) into the progress bar
+    reason = next(m for m in _progress_messages(jupyterhub, "bob") if "nodes are available" in m)
+    assert "0/3 nodes are available: 3 Insufficient cpu." in reason
+    jupyterhub.wait_for(lambda: not _server(jupyterhub, "bob"), "the failed start to end")
+    k8s_cluster.wait_for_pod_gone("jupyter-bob")  # KubeSpawner deletes the pod it gave up on

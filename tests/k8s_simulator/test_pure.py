@@ -122,3 +122,22 @@ def test_launch_rewrites_wildcard_and_mount_paths(tmp_path):
     assert launch.env["JUPYTERHUB_SERVICE_URL"] == "http://127.77.1.9:8888/user/x/"
     assert launch.env["HOME"] == str(home) and launch.cwd == home
     assert launch.env["PATH"].startswith(f"{tmp_path / 'venv'}/bin:")
+
+
+def test_mount_paths_that_prefix_host_paths_leave_our_own_env_alone(tmp_path):
+    pod = {
+        "metadata": {"name": "p", "namespace": "n", "uid": "u"},
+        "spec": {},
+        "status": {"podIP": "127.77.1.9"},
+    }
+    launch = build_launch(
+        pod,
+        {"name": "c", "image": "i", "command": ["true"]},
+        venv=Path("/work/venv"),  # a host path under what is, in the container, a mount
+        mounts=[Mount("/work", tmp_path / "w")],
+        rootfs=tmp_path / "root",
+        lookup=lambda plural, name: None,
+        api_host="127.0.0.1",
+        api_port=1,
+    )
+    assert launch.env["PATH"].startswith("/work/venv/bin:")

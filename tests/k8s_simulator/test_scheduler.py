@@ -59,6 +59,7 @@ def test_pod_for_a_missing_pvc_waits_and_schedules_once_it_exists(k8s_cluster):
 
 
 def test_other_scheduler_names_are_served_too(k8s_cluster):
+    k8s_cluster.require_simulator("only the simulator serves every schedulerName")
     manifest = pod_manifest("custom", SLEEP, schedulerName="user-scheduler")
     k8s_cluster.core.create_namespaced_pod(k8s_cluster.namespace, manifest)
     assert k8s_cluster.wait_for_event("custom", "Scheduled").reporting_component == "user-scheduler"

@@ -11,6 +11,15 @@ from kubernetes.client import ApiException
 
 from tests.k8s import SIMULATOR_HISTORY
 
+HISTORY_IS_THE_SIMULATORS = (
+    "needs the simulator's small watch history (--history); HUB_TEST_KUBECONFIG names a real"
+    " cluster"
+)
+BOOKMARKS_ARE_THE_SIMULATORS = (
+    "needs the simulator's short --bookmark-interval (an apiserver bookmarks about once a"
+    " minute); HUB_TEST_KUBECONFIG names a real cluster"
+)
+
 
 def _configmap(name: str, **labels: str) -> dict:
     return {"metadata": {"name": name, "labels": labels}, "data": {"n": "0"}}
@@ -60,6 +69,7 @@ def test_objects_leaving_a_label_selector_are_deleted_for_that_watcher(k8s_clust
 
 
 def test_bookmarks_carry_a_resource_version_to_resume_from(k8s_cluster):
+    k8s_cluster.require_simulator(BOOKMARKS_ARE_THE_SIMULATORS)
     core, ns = k8s_cluster.core, k8s_cluster.namespace
     since = core.list_namespaced_config_map(ns).metadata.resource_version
     stream = watch.Watch().stream(
@@ -78,6 +88,7 @@ def test_bookmarks_carry_a_resource_version_to_resume_from(k8s_cluster):
 
 
 def test_watch_from_a_compacted_resource_version_gets_410_expired_then_relists(k8s_cluster):
+    k8s_cluster.require_simulator(HISTORY_IS_THE_SIMULATORS)
     core, ns = k8s_cluster.core, k8s_cluster.namespace
     core.create_namespaced_config_map(ns, _configmap("busy"))
     old = core.list_namespaced_config_map(ns).metadata.resource_version
