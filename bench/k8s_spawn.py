@@ -313,6 +313,8 @@ def start_ours_on(tmp: Path, sim: Simulator, namespace: str, users: Sequence[str
         "HUB_K8S_NAMESPACE": namespace,
         "HUB_START_TIMEOUT": "600",
         "HUB_CONCURRENT_SPAWN_LIMIT": "200",
+        # start_ours waits for the worker's "ready." line, an INFO one (Procfile)
+        "HUB_LOG_LEVEL": "INFO",
     }
     hub = start_ours(tmp, users, 0.05, 13, extra_env=env)
     hub.label = "this platform (kubernetes)"
