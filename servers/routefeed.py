@@ -116,7 +116,9 @@ def _redis() -> Any:  # redis.Redis, imported lazily
     import redis
 
     return redis.Redis.from_url(
-        settings.HUB_REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+        wakeup.connection_url(settings.HUB_REDIS_URL),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
     )
 
 

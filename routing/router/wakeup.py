@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from routing.router.client import RouteSync
 
@@ -19,9 +19,16 @@ log = logging.getLogger("routing.router")
 
 
 def channel(redis_url: str) -> str:
-    """Same name as the hub's (servers.routefeed.wake_channel): one per database."""
+    """Pub/sub channels are shared by every database of a Redis server: the name
+    carries HUB_REDIS_URL's database, so two hubs on one Redis do not wake each
+    other's routers."""
     db = urlsplit(redis_url).path.strip("/") or "0"
     return f"hub:routes:{db}"
+
+
+def connection_url(redis_url: str) -> str:
+    """HUB_REDIS_URL without its database: pub/sub needs none (no SELECT)."""
+    return urlunsplit(urlsplit(redis_url)._replace(path=""))
 
 
 async def listen_forever(redis_url: str, sync: RouteSync, *, retry: float = 2.0) -> None:
@@ -29,7 +36,7 @@ async def listen_forever(redis_url: str, sync: RouteSync, *, retry: float = 2.0)
 
     name = channel(redis_url)
     while True:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        client = redis.Redis.from_url(connection_url(redis_url), socket_connect_timeout=2)
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(name)
