@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from routing.router.snapshot import Snapshot
 from routing.router.table import (
@@ -67,6 +69,11 @@ class HubClient:
         if session is None:
             session = self._local.session = requests.Session()
             session.headers.update(self._headers)
+            # a kept-alive connection the hub closed just as we reused it: retry the
+            # GET once on a new one instead of calling the table stale
+            retry = Retry(total=1, connect=1, read=1, status=0, allowed_methods={"GET"})
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
         return session
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -221,7 +228,7 @@ class RouteSync:
                 self.stale = True
                 delay = self.policy.stale_backoff
             await self.save_snapshot()
-            if self._saved != self._changed:  # a snapshot is due: come back for it
+            if self.snapshot is not None and self._saved != self._changed:  # one is due
                 delay = min(delay, self.policy.snapshot_every)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), delay)
