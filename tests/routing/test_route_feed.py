@@ -4,7 +4,11 @@ cannot continue."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -12,6 +16,7 @@ from servers import routefeed
 from servers.models import RouteChange, Server
 from servers.services import claims
 from tests.factories import ServerFactory, UserFactory
+from tests.live import wait_for
 
 ROUTE = {"target": "http://127.0.0.1:41234", "user": "alice", "server_name": ""}
 
@@ -147,3 +152,48 @@ def test_pruning_keeps_the_newest_changes(alice, monkeypatch):
     ids = list(RouteChange.objects.values_list("id", flat=True))
     assert ids[-1] == last
     assert len(ids) <= 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    "postgresql" not in os.environ.get("HUB_DATABASE_URL", ""),
+    reason="waits on a row lock seen in pg_locks (PostgreSQL; SQLite has one writer anyway)",
+)
+def test_a_change_cannot_commit_ahead_of_an_earlier_open_one():
+    """The sequence trap: T1 takes id N, T2 takes N+1 and commits, a router reads
+    N+1 and moves past N before T1 commits. Here T2 waits for T1's feed lock."""
+    alice = running(UserFactory(username="alice"))
+    bob = running(UserFactory(username="bob"), port=41235)
+    start = routefeed.last_id()
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with transaction.atomic():
+            Server.objects.filter(pk=alice.pk).update(url="http://127.0.0.1:41300")
+            holding.set()
+            release.wait(30)
+        connection.close()
+
+    def second() -> None:
+        Server.objects.filter(pk=bob.pk).update(url="http://127.0.0.1:41301")
+        connection.close()
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert holding.wait(30)
+    two = threading.Thread(target=second)
+    two.start()
+    wait_for(lambda: _lock_waiters() > 0, timeout=30, what="the second writer to wait")
+    assert routefeed.changes_after(start) == (start, [])
+    release.set()
+    one.join(30)
+    two.join(30)
+    last, changes = routefeed.changes_after(start)
+    assert [c.prefix for c in changes] == ["/user/alice/", "/user/bob/"]
+    assert last == start + 2
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        return cursor.fetchone()[0]
