@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from accounts.validators import validate_server_name
@@ -72,9 +72,11 @@ class ServerQuerySet(models.QuerySet["Server"]):
             return super().update(**kwargs)
         from servers import routefeed
 
+        lock_of = ("self",) if connections[self.db].features.has_select_for_update_of else ()
         with transaction.atomic(using=self.db):
             # lock the matching rows, so exactly these are updated and recorded
-            ids = list(self.select_for_update(of=("self",)).values_list("pk", flat=True))
+            locked = self.select_for_update(of=lock_of)  # MariaDB has no FOR UPDATE OF
+            ids = list(locked.values_list("pk", flat=True))
             if not ids:
                 return 0
             count = super(ServerQuerySet, self.filter(pk__in=ids)).update(**kwargs)

@@ -76,6 +76,10 @@ def append(changes: list[Change]) -> None:
 
 def _advance(count: int) -> int:
     """Take COUNT ids; the row stays locked until this transaction ends."""
+    if connection.vendor not in ("postgresql", "sqlite"):  # no UPDATE ... RETURNING
+        feed, _ = RouteFeed.objects.select_for_update().get_or_create(pk=1)
+        RouteFeed.objects.filter(pk=1).update(last=feed.last + count)
+        return feed.last + count
     table = connection.ops.quote_name(RouteFeed._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET last = last + %s WHERE id = 1 RETURNING last", [count])

@@ -1,11 +1,13 @@
 """`python -m routing.router`: the public-port daemon.
 
     python -m routing.router --listen 127.0.0.1:8000 --hub-url http://127.0.0.1:8081 \
-        [--token-file PATH] [--workers N]
+        [--token-file PATH] [--workers N] [--state-dir DIR]
 
 With N > 1 (default: number of cores) this process only supervises N worker
 processes that share the port through SO_REUSEPORT, each with its own route
-table synced from the hub; a worker that dies is restarted. Workers run with
+table synced from the hub; a worker that dies is restarted. Workers save the
+table they synced under --state-dir, and a worker (re)started while the hub is
+down starts from that file; a worker listens only once it has a table. Workers run with
 `python -O`: mitmproxy's per-field type checks are asserts (~12% of its CPU).
 Logs "router listening on http://HOST:PORT" on stderr once every worker listens.
 

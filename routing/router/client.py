@@ -3,10 +3,13 @@ incremental with `since`, one-path lookups) and batched activity reports.
 
 `HubClient` is the only place with network I/O to the hub (blocking, run in
 threads). `RouteSync` keeps a RouteTable in step with it from the event loop:
-the full table at start and every `full_every` seconds, changes every
-`interval` seconds, and a lookup when a /user/... request misses. If the hub
-cannot be reached the last table keeps serving and `stale` says so; a route
-is only ever what the hub said."""
+the full table at start and every `full_every` seconds, the changes after its
+version (the hub's commit-ordered change feed) every `interval` seconds, or at
+once when the hub's wake channel says so (routing/router/wakeup.py, then only
+every `woken_interval`), and a lookup when a /user/... request misses. If the
+hub cannot be reached the last table keeps serving and `stale` says so; a
+route is only ever what the hub said. The table it synced is saved to a
+Snapshot, which a worker started while the hub is down begins from."""
 
 from __future__ import annotations
 
