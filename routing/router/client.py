@@ -25,8 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
 
 from routing.router.snapshot import Snapshot
 from routing.router.table import (
@@ -72,16 +70,18 @@ class HubClient:
         if session is None:
             session = self._local.session = requests.Session()
             session.headers.update(self._headers)
-            # a kept-alive connection the hub closed just as we reused it: retry the
-            # GET once on a new one instead of calling the table stale
-            retry = Retry(total=1, connect=1, read=1, status=0, allowed_methods={"GET"})
-            session.mount("http://", HTTPAdapter(max_retries=retry))
-            session.mount("https://", HTTPAdapter(max_retries=retry))
         return session
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self._session().request(method, url, timeout=self.timeout, **kwargs)
+            try:
+                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
+            except requests.ConnectionError as exc:
+                # a kept-alive connection the hub closed as we reused it: a GET is
+                # tried once more on a new one (not after a timeout: the hub is slow)
+                if method != "GET" or isinstance(exc, requests.Timeout):
+                    raise
+                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise HubUnavailable(f"{method} {url}: {exc}") from None
         if response.status_code >= 500 or response.status_code in (401, 403):
