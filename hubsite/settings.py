@@ -12,6 +12,7 @@ from hubsite.env import (
     env_dns_name,
     env_float,
     env_int,
+    env_json_object,
     env_list,
     env_secret,
     env_str,
@@ -93,7 +94,8 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------
-_db_url = env_str("HUB_DATABASE_URL")
+# a secret (it holds the password): HUB_DATABASE_URL_FILE works too (k8s Secrets)
+_db_url = env_secret("HUB_DATABASE_URL")
 if _db_url:
     DATABASES = {"default": parse_database_url(_db_url)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
@@ -215,7 +217,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
 # --- spawning -----------------------------------------------------------------
-HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local",))
+HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local", "kubernetes"))
 HUB_START_TIMEOUT = env_float("HUB_START_TIMEOUT", 120.0, minimum=1.0)
 HUB_STOP_GRACE = env_float("HUB_STOP_GRACE", 10.0, minimum=0.0)
 HUB_CONCURRENT_SPAWN_LIMIT = env_int("HUB_CONCURRENT_SPAWN_LIMIT", 100, minimum=0)
@@ -228,6 +230,28 @@ HUB_HOMES_DIR = Path(env_str("HUB_HOMES_DIR", str(HUB_DATA_DIR / "homes"))).reso
 HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
+
+# --- Kubernetes spawner (HUB_SPAWNER=kubernetes; servers/spawners/kubernetes.py) ----
+# the cluster: this kubeconfig file, else the pod's service account (in-cluster)
+HUB_K8S_KUBECONFIG = env_str("HUB_K8S_KUBECONFIG", env_str("KUBECONFIG"))
+_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+HUB_K8S_NAMESPACE = env_str(
+    "HUB_K8S_NAMESPACE", _SA_NAMESPACE.read_text().strip() if _SA_NAMESPACE.exists() else ""
+)
+# label value telling this hub's pods from another hub's in the same namespace
+HUB_K8S_INSTANCE = env_str("HUB_K8S_INSTANCE", "hub")
+HUB_K8S_IMAGE = env_str("HUB_K8S_IMAGE", "quay.io/jupyter/base-notebook:latest")
+HUB_K8S_IMAGE_PULL_POLICY = env_choice(
+    "HUB_K8S_IMAGE_PULL_POLICY", "IfNotPresent", ("IfNotPresent", "Always", "Never")
+)
+HUB_K8S_IMAGE_PULL_SECRETS = env_list("HUB_K8S_IMAGE_PULL_SECRETS")
+HUB_K8S_STORAGE_CLASS = env_str("HUB_K8S_STORAGE_CLASS")  # "": the cluster's default
+HUB_K8S_STORAGE_CAPACITY = env_str("HUB_K8S_STORAGE_CAPACITY", "10Gi")
+HUB_K8S_STORAGE_ACCESS_MODES = env_list("HUB_K8S_STORAGE_ACCESS_MODES", ["ReadWriteOnce"])
+# what happens to a user's claim (their files) when the user is deleted
+HUB_K8S_PVC_ON_USER_DELETE = env_choice("HUB_K8S_PVC_ON_USER_DELETE", "keep", ("keep", "delete"))
+# base layer under every profile: KubeSpawner keys, e.g. {"node_selector": {...}}
+HUB_K8S_SPAWNER_DEFAULTS = env_json_object("HUB_K8S_SPAWNER_DEFAULTS")
 
 LOGGING = {
     "version": 1,

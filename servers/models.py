@@ -17,8 +17,9 @@ class Profile(models.Model):
     `options` maps an option key to
     `{"display_name", "choices": {slug: {"display_name", "default", "overrides"}},
     "unlisted_choice": {"enabled", "display_name", "validation_regex",
-    "validation_message", "override_key"}}` as in KubeSpawner; a chosen
-    choice's `overrides` are merged over the profile's spawner settings."""
+    "validation_message", "override_key" | "overrides"}}` as in KubeSpawner
+    (`overrides` may use "{value}", the text typed); a chosen choice's
+    `overrides` are merged over the profile's spawner settings."""
 
     slug = models.SlugField(max_length=63, unique=True)
     display_name = models.CharField(max_length=255)
