@@ -77,11 +77,13 @@ class ServerQuerySet(models.QuerySet["Server"]):
         with transaction.atomic(using=self.db):
             # lock the matching rows, so exactly these are updated and recorded
             locked = self.select_for_update(of=lock_of)  # MariaDB has no FOR UPDATE OF
-            ids = list(locked.values_list("pk", flat=True))
-            if not ids:
+            rows = list(locked.values_list("pk", "state", "url"))
+            if not rows:
                 return 0
+            ids = [pk for pk, _, _ in rows]
             count = super(ServerQuerySet, self.filter(pk__in=ids)).update(**kwargs)
-            routefeed.record(ids)
+            routed = {pk for pk, state, url in rows if state == Server.State.RUNNING and url}
+            routefeed.record(ids, routed_before=routed)
         return count
 
 

@@ -13,7 +13,7 @@ read the full table."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -38,14 +38,22 @@ class Change:
     server_name: str = ""
 
 
-def record(server_ids: Iterable[int]) -> None:
-    """Append the current route (or its absence) of each server."""
-    rows = (
+def record(server_ids: Iterable[int], *, routed_before: Collection[int] | None = None) -> None:
+    """Append the current route (or its absence) of each server. With
+    ROUTED_BEFORE (the ids that had a route before this transaction), servers
+    that had none and still have none are left out: a start request or a
+    failed start moves no route."""
+    rows = list(
         Server.objects.filter(pk__in=list(server_ids))
         .order_by("pk")
-        .values_list("user__username", "name", "state", "url")
+        .values_list("pk", "user__username", "name", "state", "url")
     )
-    append([_change(user, name, state, url) for user, name, state, url in rows])
+    changes = [_change(user, name, state, url) for pk, user, name, state, url in rows]
+    if routed_before is not None:
+        changes = [
+            c for c, row in zip(changes, rows, strict=True) if c.target or row[0] in routed_before
+        ]
+    append(changes)
 
 
 def record_removed(server: Server) -> None:
@@ -71,7 +79,8 @@ def append(changes: list[Change]) -> None:
         )
         if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             RouteChange.objects.filter(id__lte=last - KEEP).delete()
-    transaction.on_commit(lambda: wake_routers(last))
+    if settings.HUB_REDIS_URL:
+        transaction.on_commit(lambda: wake_routers(last))
 
 
 def _advance(count: int) -> int:

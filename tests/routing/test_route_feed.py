@@ -102,6 +102,14 @@ def test_activity_updates_add_nothing_to_the_feed(router_client, alice):
     assert routefeed.last_id() == before
 
 
+def test_moves_between_states_without_a_route_add_nothing_to_the_feed(alice):
+    server = ServerFactory(user=alice)
+    before = routefeed.last_id()
+    assert claims.request_start(server, by="alice", user_options={})
+    claims.mark_failed(server, "the image does not exist")
+    assert routefeed.last_id() == before
+
+
 def test_a_compare_and_set_that_matches_nothing_records_nothing(alice):
     server = running(alice)
     before = routefeed.last_id()
