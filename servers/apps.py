@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ServersConfig(AppConfig):
     name = "servers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from servers import routefeed
+
+        routefeed.connect()

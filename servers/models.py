@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, transaction
 from django.utils import timezone
 
 from accounts.validators import validate_server_name
@@ -64,6 +64,31 @@ class ServerQuerySet(models.QuerySet["Server"]):
     def routable(self) -> ServerQuerySet:
         return self.filter(state=Server.State.RUNNING).exclude(url="")
 
+    def update(self, **kwargs: Any) -> int:
+        """Like QuerySet.update, but a change of `state` or `url` also appends the
+        servers' routes to the route change feed in the same transaction
+        (servers/routefeed.py): every compare-and-set transition, whoever writes
+        it, reaches the routers without them re-reading the table."""
+        if not ROUTE_FIELDS & kwargs.keys():
+            return super().update(**kwargs)
+        from servers import routefeed
+
+        lock_of = ("self",) if connections[self.db].features.has_select_for_update_of else ()
+        with transaction.atomic(using=self.db):
+            # lock the matching rows, so exactly these are updated and recorded
+            locked = self.select_for_update(of=lock_of)  # MariaDB has no FOR UPDATE OF
+            rows = list(locked.values_list("pk", "state", "url"))
+            if not rows:
+                return 0
+            ids = [pk for pk, _, _ in rows]
+            count = super(ServerQuerySet, self.filter(pk__in=ids)).update(**kwargs)
+            routed = {pk for pk, state, url in rows if state == Server.State.RUNNING and url}
+            routefeed.record(ids, routed_before=routed)
+        return count
+
+
+ROUTE_FIELDS = frozenset({"state", "url"})  # a change of these can move a route
+
 
 class Server(models.Model):
     """One user server. `name == ""` is the default server.
@@ -108,6 +133,18 @@ class Server(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user.username}/{self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved and recorded in the route change feed in one transaction."""
+        fields = kwargs.get("update_fields")
+        if fields is not None and not ROUTE_FIELDS & set(fields):
+            super().save(*args, **kwargs)
+            return
+        from servers import routefeed
+
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            routefeed.record([self.pk])
 
     @property
     def prefix(self) -> str:
@@ -177,3 +214,34 @@ class ServerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server} {self.kind} {self.progress}% {self.message}"
+
+
+class RouteFeed(models.Model):
+    """The one row numbering the route change feed. Appending takes its row
+    lock until commit, so change ids are handed out in commit order: a router
+    asking for changes after id N never misses one that commits later with a
+    smaller id (servers/routefeed.py)."""
+
+    last = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"route changes up to {self.last}"
+
+
+class RouteChange(models.Model):
+    """One route as it became in a committed transaction; `target` empty = no
+    route (stopped, failed, removed). Numbered 1, 2, 3... without gaps (ids come
+    from RouteFeed, rolled back with their transaction), so a reader sees when
+    the rows it asks for have been pruned."""
+
+    id = models.BigIntegerField(primary_key=True)
+    prefix = models.CharField(max_length=160)
+    target = models.CharField(max_length=511, blank=True)
+    user = models.CharField(max_length=63, blank=True)
+    server_name = models.CharField(max_length=63, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.prefix} -> {self.target or '-'}"

@@ -1,27 +1,28 @@
 """Reads behind the route API: the table the router pulls, as plain dicts.
 
-Version = "<newest Server.changed in µs>-<routable count>". Every state
-change bumps `changed`, so the version moves whenever a route can have moved;
-the count catches a running row being deleted. Incremental reads go back
-OVERLAP before the version's time, so an update whose transaction committed
-late (older `changed`, visible after a newer one) is still sent."""
+Version = the id of the newest route change (servers/routefeed.py), so
+`since=<version>` reads exactly the changes committed after it, in commit
+order: nothing when nothing changed, k rows after k changes. The full table is
+read as plain tuples and kept serialized per version: routers asking for the
+same version share one build."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from routing.router.table import PathKind, classify, split_prefix
+from servers import routefeed
 from servers.models import Server
-
-OVERLAP = timedelta(seconds=5)
 
 
 class BadVersion(ValueError):
@@ -29,16 +30,13 @@ class BadVersion(ValueError):
 
 
 def current_version() -> str:
-    newest = Server.objects.aggregate(newest=Max("changed"))["newest"]
-    micros = int(newest.timestamp() * 1_000_000) if newest else 0
-    return f"{micros}-{Server.objects.routable().count()}"
+    return str(routefeed.last_id())
 
 
-def _version_time(version: str) -> datetime:
-    micros, sep, count = version.partition("-")
-    if not sep or not micros.isdigit() or not count.isdigit():
+def parse_version(version: str) -> int:
+    if not version.isdigit() or len(version) > 18:
         raise BadVersion(f"not a route table version: {version!r}")
-    return datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+    return int(version)
 
 
 def route_of(server: Server) -> dict[str, Any]:
@@ -46,15 +44,48 @@ def route_of(server: Server) -> dict[str, Any]:
 
 
 def full_table() -> dict[str, dict[str, Any]]:
-    servers = Server.objects.routable().select_related("user")
-    return {s.prefix: route_of(s) for s in servers}
+    rows = Server.objects.routable().values_list("user__username", "name", "url")
+    return {
+        (f"/user/{user}/{name}/" if name else f"/user/{user}/"): {
+            "target": url,
+            "user": user,
+            "server_name": name,
+        }
+        for user, name, url in rows
+    }
 
 
-def changes_since(version: str) -> dict[str, dict[str, Any] | None]:
-    """Every server changed in the window: its route, or None when it has none now."""
-    since = _version_time(version) - OVERLAP
-    servers = Server.objects.filter(changed__gte=since).select_related("user")
-    return {s.prefix: route_of(s) if s.is_ready and s.url else None for s in servers}
+_built: tuple[str, bytes] | None = None
+_build_lock = threading.Lock()
+
+
+def full_body(version: str) -> bytes:
+    """The serialized full answer for VERSION (read after VERSION was taken, so
+    it may already hold later changes: the next `since` sends them again)."""
+    global _built
+    with _build_lock:
+        if _built is None or _built[0] != version:
+            body = {"version": version, "full": True, "routes": full_table()}
+            _built = (version, json.dumps(body, separators=(",", ":")).encode())
+        return _built[1]
+
+
+def changes_since(version: str) -> tuple[str, dict[str, dict[str, Any] | None]] | None:
+    """(new version, {prefix: route or None}) for the changes after VERSION, the
+    last one for each prefix winning; None when the router must read the full
+    table (VERSION pruned from the feed, or from another database)."""
+    after = routefeed.changes_after(parse_version(version))
+    if after is None:
+        return None
+    last, changes = after
+    routes: dict[str, dict[str, Any] | None] = {}
+    for change in changes:
+        routes[change.prefix] = (
+            {"target": change.target, "user": change.user, "server_name": change.server_name}
+            if change.target
+            else None
+        )
+    return str(last), routes
 
 
 def lookup(path: str) -> Server | None:

@@ -25,21 +25,26 @@ class ProxyScopeView(APIView):
 
 
 class RouteTableView(ProxyScopeView):
+    """`?since=<version>`: the changes after it ({} when none), or the full
+    table with `"full": true` when the feed cannot continue from it. Without
+    `since`: the full table, 304 to a matching If-None-Match."""
+
     def get(self, request: Request) -> Response | HttpResponse:
         since = request.query_params.get("since")
-        version = routes.current_version()  # before reading: later changes come next time
         if since is not None:
             try:
                 changed = routes.changes_since(since)
             except routes.BadVersion as exc:
                 raise exceptions.ValidationError(str(exc)) from None
-            return Response({"version": version, "full": False, "routes": changed})
+            if changed is not None:
+                version, body = changed
+                return Response({"version": version, "full": False, "routes": body})
+        version = routes.current_version()  # before reading: later changes come next time
         etag = f'"{version}"'
-        if request.headers.get("If-None-Match") == etag:
+        if since is None and request.headers.get("If-None-Match") == etag:
             response = HttpResponse(status=304)
         else:
-            body = {"version": version, "full": True, "routes": routes.full_table()}
-            response = Response(body)
+            response = HttpResponse(routes.full_body(version), content_type="application/json")
         response["ETag"] = etag
         return response
 

@@ -1,11 +1,13 @@
 """`python -m routing.router`: the public-port daemon.
 
     python -m routing.router --listen 127.0.0.1:8000 --hub-url http://127.0.0.1:8081 \
-        [--token-file PATH] [--workers N]
+        [--token-file PATH] [--workers N] [--state-dir DIR]
 
 With N > 1 (default: number of cores) this process only supervises N worker
 processes that share the port through SO_REUSEPORT, each with its own route
-table synced from the hub; a worker that dies is restarted. Workers run with
+table synced from the hub; a worker that dies is restarted. Workers save the
+table they synced under --state-dir, and a worker (re)started while the hub is
+down starts from that file; a worker listens only once it has a table. Workers run with
 `python -O`: mitmproxy's per-field type checks are asserts (~12% of its CPU).
 Logs "router listening on http://HOST:PORT" on stderr once every worker listens.
 
@@ -50,6 +52,7 @@ class Config:
     workers: int
     activity_interval: float = 5.0
     ready_fd: int | None = None
+    state_dir: str = "data/router"
     edges: edge.EdgeConfig = field(default_factory=edge.EdgeConfig)
 
 
@@ -76,6 +79,13 @@ def parse_args(argv: list[str]) -> Config:
         default=5.0,
         help="seconds between activity reports to the hub",
     )
+    parser.add_argument(
+        "--state-dir",
+        default=env.get("HUB_ROUTER_STATE_DIR")
+        or str(Path(env.get("HUB_DATA_DIR", "data")) / "router"),
+        help="where workers keep the last good route table, for a worker started while "
+        "the hub is down (env HUB_ROUTER_STATE_DIR; default HUB_DATA_DIR/router)",
+    )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # worker -> supervisor
     edge.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -99,6 +109,7 @@ def parse_args(argv: list[str]) -> Config:
         workers=args.workers,
         activity_interval=args.activity_interval,
         ready_fd=args.ready_fd,
+        state_dir=args.state_dir,
         edges=edge.from_args(args, parser),
     )
 
@@ -123,11 +134,14 @@ def read_token(token_file: str | None) -> str:
 # --- supervisor (no mitmproxy import here) --------------------------------------------
 
 
+BACKLOG = 1024
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     """The worker's own listening socket, bound before mitmproxy is even imported
     so a taken port fails fast; SO_REUSEPORT lets workers share it."""
     sock = reserve_port(host, port)
-    sock.listen(1024)
+    sock.listen(BACKLOG)
     return sock
 
 
@@ -147,6 +161,8 @@ def worker_command(config: Config, port: int, ready_fd: int) -> list[str]:
         str(config.activity_interval),
         "--ready-fd",
         str(ready_fd),
+        "--state-dir",
+        config.state_dir,
     ]
 
 
@@ -219,11 +235,13 @@ async def serve(config: Config, sock: socket.socket) -> None:
 
     from routing.router.addon import RouterAddon, Upstream
     from routing.router.client import HubClient, RouteSync, SyncPolicy
+    from routing.router.snapshot import Snapshot
 
     hub = urlsplit(config.hub_url)
     upstream = Upstream(hub.scheme, hub.hostname or "", hub.port or 80)
     policy = SyncPolicy(activity_every=config.activity_interval)
-    sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy)
+    snapshot = Snapshot(Path(config.state_dir), sock.getsockname()[1])
+    sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy, snapshot=snapshot)
     opts = options.Options()
     proxy = master.Master(opts)
     server_addon = proxyserver.Proxyserver()
@@ -247,8 +265,9 @@ async def serve(config: Config, sock: socket.socket) -> None:
     instance = ServerInstance.make(spec, server_addon)
     try:
         await asyncio.wait_for(sync.sync_once(), timeout=5)
-    except Exception as exc:  # the hub may be down: serve anyway, stale
-        log.warning("starting without a route table (%s); will keep trying", exc)
+    except Exception as exc:  # the hub may be down: the last good table, else none
+        if not sync.restore():
+            log.warning("starting without a route table (%s); will keep trying", exc)
     callback = connection_callback(proxy, instance)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellations)
@@ -256,6 +275,10 @@ async def serve(config: Config, sock: socket.socket) -> None:
         loop.create_task(sync.sync_forever()),
         loop.create_task(sync.report_activity_forever()),
     ]
+    if redis_url := os.environ.get("HUB_REDIS_URL"):
+        from routing.router import wakeup
+
+        background.append(loop.create_task(wakeup.listen_forever(redis_url, sync)))
     from routing.router.relay import Counters, Relay
 
     relay = Relay(
@@ -268,7 +291,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
         limits=config.edges.limits,
         native=os.environ.get("HUB_ROUTER_RELAY", "1") != "0",
     )
-    listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl)
+    listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl, backlog=BACKLOG)
     background.append(loop.create_task(relay.sweep_idle_forever()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, proxy.shutdown)
@@ -331,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.flags.optimize and os.environ.get("HUB_ROUTER_NO_OPTIMIZE") != "1":
         os.execv(sys.executable, [sys.executable, "-O", "-m", "routing.router", *args])
     try:
-        sock = listen_socket(config.host, config.port)
+        # bound now, so a taken port fails fast, but listening only once the worker
+        # has a table and can answer (serve): until then the kernel hands new
+        # connections to its siblings instead of queueing them here
+        sock = reserve_port(config.host, config.port)
     except OSError as exc:
         print(f"router: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1

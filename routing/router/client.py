@@ -3,14 +3,18 @@ incremental with `since`, one-path lookups) and batched activity reports.
 
 `HubClient` is the only place with network I/O to the hub (blocking, run in
 threads). `RouteSync` keeps a RouteTable in step with it from the event loop:
-the full table at start and every `full_every` seconds, changes every
-`interval` seconds, and a lookup when a /user/... request misses. If the hub
-cannot be reached the last table keeps serving and `stale` says so; a route
-is only ever what the hub said."""
+the full table at start and every `full_every` seconds, the changes after its
+version (the hub's commit-ordered change feed) every `interval` seconds, or at
+once when the hub's wake channel says so (routing/router/wakeup.py, then only
+every `woken_interval`), and a lookup when a /user/... request misses. If the
+hub cannot be reached the last table keeps serving and `stale` says so; a
+route is only ever what the hub said. The table it synced is saved to a
+Snapshot, which a worker started while the hub is down begins from."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -22,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from routing.router.snapshot import Snapshot
 from routing.router.table import (
     PathKind,
     Route,
@@ -39,10 +44,16 @@ class HubUnavailable(Exception):
     """The hub did not answer usefully (connection error, timeout, 5xx, bad token)."""
 
 
+class VersionRefused(Exception):
+    """The hub cannot continue from our version (another format, another hub):
+    read the full table."""
+
+
 @dataclass
 class FullTable:
     version: str
     routes: dict[str, dict[str, Any]]
+    full: bool = True
 
 
 class HubClient:
@@ -63,7 +74,14 @@ class HubClient:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self._session().request(method, url, timeout=self.timeout, **kwargs)
+            try:
+                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
+            except requests.ConnectionError as exc:
+                # a kept-alive connection the hub closed as we reused it: a GET is
+                # tried once more on a new one (not after a timeout: the hub is slow)
+                if method != "GET" or isinstance(exc, requests.Timeout):
+                    raise
+                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise HubUnavailable(f"{method} {url}: {exc}") from None
         if response.status_code >= 500 or response.status_code in (401, 403):
@@ -80,10 +98,15 @@ class HubClient:
         return FullTable(version=str(body["version"]), routes=dict(body["routes"]))
 
     def since(self, version: str) -> FullTable:
-        """Routes changed since VERSION (None values = removed)."""
+        """Routes changed since VERSION (None values = removed), or the full table
+        (`full`) when the hub's change feed cannot continue from VERSION."""
         response = self._call("GET", self.api, params={"since": version})
+        if response.status_code == 400:
+            raise VersionRefused(f"the hub refused version {version!r}")
         body = self._json(response)
-        return FullTable(version=str(body["version"]), routes=dict(body["routes"]))
+        return FullTable(
+            version=str(body["version"]), routes=dict(body["routes"]), full=bool(body["full"])
+        )
 
     def lookup(self, path: str) -> tuple[str, dict[str, Any]] | None:
         response = self._call("GET", self.api + "/lookup", params={"path": path})
@@ -120,6 +143,10 @@ class SyncPolicy:
     max_lookups: int = 4  # concurrent lookups per process; beyond: treat as a miss
     activity_every: float = 5.0
     stale_backoff: float = 2.0
+    # while a wake channel (routing/router/wakeup.py) is subscribed, the hub says
+    # when to pull; this slow poll only covers a lost message
+    woken_interval: float = 15.0
+    snapshot_every: float = 1.0  # at most one snapshot write per second
 
 
 @dataclass
@@ -138,6 +165,12 @@ class RouteSync:
     _rechecks: dict[str, asyncio.Future[Route | None]] = field(default_factory=dict)
     _rechecked: dict[str, tuple[float, Route | None]] = field(default_factory=dict)
     activity: dict[str, float] = field(default_factory=dict)
+    snapshot: Snapshot | None = None
+    subscribed: bool = False  # a wake channel is listening: poll slowly
+    _woken: asyncio.Event | None = None
+    _changed: int = 0  # table changes from syncs; the snapshot saves the newest
+    _saved: int = 0
+    _last_save: float = float("-inf")
 
     # --- table sync -----------------------------------------------------------------
 
@@ -148,31 +181,95 @@ class RouteSync:
             etag = self.version if not self.stale else None
             full = await asyncio.to_thread(self.client.full, etag)
             if full is not None:
-                routes, skipped = build_routes(full.routes)
-                self.table.replace(routes)
-                self.version = full.version
-                self._warn_skipped(skipped)
+                self._replace(full)
             self._last_full = now
         else:
-            changes = await asyncio.to_thread(self.client.since, self.version)
-            self._warn_skipped(apply_changes(self.table, changes.routes))
-            self.version = changes.version
+            try:
+                changes = await asyncio.to_thread(self.client.since, self.version)
+            except VersionRefused:
+                self._replace(await asyncio.to_thread(self.client.full, None))
+                self._last_full = now
+            else:
+                if changes.full:
+                    self._replace(changes)
+                    self._last_full = now
+                elif changes.routes:
+                    self._warn_skipped(apply_changes(self.table, changes.routes))
+                    self._changed += 1
+                self.version = changes.version
         self.last_ok = self.clock()
         if self.stale:
             log.info("route table in sync with the hub (%d routes)", len(self.table))
         self.stale = False
 
+    def _replace(self, full: FullTable | None) -> None:
+        if full is None:  # a 304 to a request without an ETag: not expected
+            raise HubUnavailable("the hub answered 304 without an ETag")
+        routes, skipped = build_routes(full.routes)
+        self.table.replace(routes)
+        self.version = full.version
+        self._changed += 1
+        self._warn_skipped(skipped)
+
+    def wake(self, version: str | None = None) -> None:
+        """The hub has a change up to VERSION: pull now, unless we have it."""
+        if version is not None and _newer_or_same(self.version, version):
+            return
+        if self._woken is not None:
+            self._woken.set()
+
     async def sync_forever(self) -> None:
+        self._woken = woken = asyncio.Event()
         while True:
+            woken.clear()  # a wake during the pull below makes the next one start at once
             try:
                 await self.sync_once()
-                delay = self.policy.interval
+                delay = self.policy.woken_interval if self.subscribed else self.policy.interval
             except (HubUnavailable, KeyError, TypeError, ValueError) as exc:
                 if not self.stale:
                     log.warning("route table stale, keeping %d routes: %s", len(self.table), exc)
                 self.stale = True
                 delay = self.policy.stale_backoff
-            await asyncio.sleep(delay)
+            await self.save_snapshot()
+            if self.snapshot is not None and self._saved != self._changed:  # one is due
+                delay = min(delay, self.policy.snapshot_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), delay)
+
+    # --- snapshot -------------------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Start from the last table a worker of this router saved (the hub is
+        down): served as stale until the hub answers. False when there is none."""
+        if self.snapshot is None:
+            return False
+        saved = self.snapshot.load()
+        if saved is None:
+            return False
+        version, routes = saved
+        good, skipped = build_routes(routes)
+        self.table.replace(good)
+        self.version = version
+        self._warn_skipped(skipped)
+        self.stale = True
+        log.info("serving %d routes from the snapshot %s", len(self.table), self.snapshot.path)
+        return True
+
+    async def save_snapshot(self) -> None:
+        """Write the table when a sync changed it, at most every `snapshot_every`."""
+        if self.snapshot is None or self._saved == self._changed or self.version is None:
+            return
+        now = self.clock()
+        if now - self._last_save < self.policy.snapshot_every:
+            return
+        self._last_save = now
+        changed = self._changed
+        try:
+            await asyncio.to_thread(self.snapshot.save, self.version, self.table.routes())
+        except OSError as exc:
+            log.warning("cannot write the route snapshot %s: %s", self.snapshot.path, exc)
+            return
+        self._saved = changed
 
     @staticmethod
     def _warn_skipped(skipped: list[str]) -> None:
@@ -304,6 +401,10 @@ class RouteSync:
         while True:
             await asyncio.sleep(self.policy.activity_every)
             await self.report_activity_once()
+
+
+def _newer_or_same(ours: str | None, theirs: str) -> bool:
+    return ours is not None and ours.isdigit() and theirs.isdigit() and int(ours) >= int(theirs)
 
 
 def _iso(timestamp: float) -> str:

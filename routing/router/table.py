@@ -147,6 +147,14 @@ class RouteTable:
     def prefixes(self) -> list[str]:
         return [r.prefix for servers in self._users.values() for r in servers.values()]
 
+    def routes(self) -> dict[str, dict[str, str]]:
+        """The table in the hub's JSON shape (what `build_routes` reads back)."""
+        return {
+            r.prefix: {"target": r.target, "user": r.user, "server_name": r.server_name}
+            for servers in self._users.values()
+            for r in servers.values()
+        }
+
 
 def split_prefix(prefix: str) -> tuple[str, str]:
     """'/user/alice/' -> ('alice', ''), '/user/alice/lab1/' -> ('alice', 'lab1')."""

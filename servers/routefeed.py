@@ -1,0 +1,159 @@
+"""The route change feed: what routers read instead of the whole table.
+
+Every transaction that moves a server's route (servers.models.ServerQuerySet
+.update, Server.save, a delete) appends the routes as they now are, numbered
+from RouteFeed under its row lock. Ids are therefore in commit order and
+without gaps, and "changes after N" is one index range read: a quiet poll costs
+the same at 10 or 10,000 routes, a poll after k changes O(k), and no time
+window is re-read. After commit, HUB_REDIS_URL (when set) carries the new id to
+the routers' wake channel, so they pull within milliseconds instead of polling
+every second. Old rows are pruned; a reader behind the pruned ones is told to
+read the full table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from routing.router import wakeup
+from servers.models import RouteChange, RouteFeed, Server
+
+log = logging.getLogger(__name__)
+
+KEEP = 100_000  # changes kept for routers that fell behind; older ones read the full table
+PRUNE_EVERY = 1_000
+
+
+@dataclass(frozen=True)
+class Change:
+    prefix: str
+    target: str = ""  # "" = no route
+    user: str = ""
+    server_name: str = ""
+
+
+def record(server_ids: Iterable[int], *, routed_before: Collection[int] | None = None) -> None:
+    """Append the current route (or its absence) of each server. With
+    ROUTED_BEFORE (the ids that had a route before this transaction), servers
+    that had none and still have none are left out: a start request or a
+    failed start moves no route."""
+    rows = list(
+        Server.objects.filter(pk__in=list(server_ids))
+        .order_by("pk")
+        .values_list("pk", "user__username", "name", "state", "url")
+    )
+    changes = [_change(user, name, state, url) for pk, user, name, state, url in rows]
+    if routed_before is not None:
+        changes = [
+            c for c, row in zip(changes, rows, strict=True) if c.target or row[0] in routed_before
+        ]
+    append(changes)
+
+
+def record_removed(server: Server) -> None:
+    """SERVER's row is going: its route goes with it."""
+    append([Change(server.prefix)])
+
+
+def _change(user: str, name: str, state: str, url: str) -> Change:
+    prefix = f"/user/{user}/{name}/" if name else f"/user/{user}/"
+    if state == Server.State.RUNNING and url:
+        return Change(prefix, url, user, name)
+    return Change(prefix)
+
+
+def append(changes: list[Change]) -> None:
+    if not changes:
+        return
+    with transaction.atomic():
+        last = _advance(len(changes))
+        first = last - len(changes) + 1
+        RouteChange.objects.bulk_create(
+            RouteChange(id=first + i, **vars(change)) for i, change in enumerate(changes)
+        )
+        if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
+            RouteChange.objects.filter(id__lte=last - KEEP).delete()
+    if settings.HUB_REDIS_URL:
+        transaction.on_commit(lambda: wake_routers(last))
+
+
+def _advance(count: int) -> int:
+    """Take COUNT ids; the row stays locked until this transaction ends."""
+    if connection.vendor not in ("postgresql", "sqlite"):  # no UPDATE ... RETURNING
+        feed, _ = RouteFeed.objects.select_for_update().get_or_create(pk=1)
+        RouteFeed.objects.filter(pk=1).update(last=feed.last + count)
+        return feed.last + count
+    table = connection.ops.quote_name(RouteFeed._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET last = last + %s WHERE id = 1 RETURNING last", [count])
+        row = cursor.fetchone()
+    if row is None:  # a database made without the migration's row
+        RouteFeed.objects.get_or_create(pk=1)
+        return _advance(count)
+    return int(row[0])
+
+
+def last_id() -> int:
+    return RouteFeed.objects.filter(pk=1).values_list("last", flat=True).first() or 0
+
+
+def changes_after(since: int) -> tuple[int, list[Change]] | None:
+    """(newest id, changes after SINCE in commit order), or None when SINCE cannot
+    be continued from: pruned, or from a feed this database never had."""
+    last = last_id()
+    if since == last:
+        return last, []
+    if since > last:
+        return None
+    rows = list(
+        RouteChange.objects.filter(id__gt=since)
+        .order_by("id")
+        .values_list("id", "prefix", "target", "user", "server_name")
+    )
+    if not rows or rows[0][0] != since + 1:
+        return None
+    return rows[-1][0], [Change(*row[1:]) for row in rows]
+
+
+# --- waking the routers -----------------------------------------------------------------
+
+
+@cache
+def _redis() -> Any:  # redis.Redis, imported lazily
+    import redis
+
+    return redis.Redis.from_url(
+        wakeup.connection_url(settings.HUB_REDIS_URL),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+
+
+def wake_routers(last: int) -> None:
+    """Tell routers there is a change up to LAST. Best effort: a router that
+    misses it pulls on its next poll."""
+    if not settings.HUB_REDIS_URL:
+        return
+    try:
+        _redis().publish(wakeup.channel(settings.HUB_REDIS_URL), str(last))
+    except Exception as exc:  # redis raises several unrelated types
+        log.info("could not wake the routers: %s", exc)
+
+
+def _on_delete(sender: type[Server], instance: Server, **kwargs: object) -> None:
+    """Also for cascades (a user deleted): Django sends this inside the delete's
+    transaction, while the user row still exists."""
+    if instance.state == Server.State.RUNNING:
+        record_removed(instance)
+
+
+def connect() -> None:
+    from django.db.models.signals import pre_delete
+
+    pre_delete.connect(_on_delete, sender=Server, dispatch_uid="routefeed-delete")
