@@ -192,7 +192,7 @@ if HUB_REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     _broker = HUB_DATA_DIR / "broker"
-    for _sub in ("in", "processed", "control"):
+    for _sub in ("in", "processed", "control", "unacked"):
         (_broker / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     # kombu's transport with atomic publishing (see hubsite/broker.py for the race)
@@ -206,6 +206,10 @@ else:
         # how often the worker looks for new tasks: half of it is added to
         # every spawn on average (bench/spawn.py); an idle poll is one listdir
         "polling_interval": 0.05,
+        # taken, not yet acked (hubsite/broker.py): back in the queue once the
+        # taker is dead, or after this long if it is alive but silent
+        "unacked_folder": str(_broker / "unacked"),
+        "visibility_timeout": 3600,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
