@@ -4,6 +4,7 @@ file with HUB_* variables set. See the configuration table in README.md."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hubsite.env import (
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "servers.metrics.RequestMetricsMiddleware",
     "hubsite.middleware.HubHeadersMiddleware",
     "hubsite.middleware.HubHostOnlyMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -234,6 +236,30 @@ HUB_LOCAL_MEM_LIMIT = env_str("HUB_LOCAL_MEM_LIMIT", "")
 HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
+
+# --- culling and reconcile (scheduler/culling.py, scheduler/reconcile.py) ------
+# HUB_CULL_TIMEOUT unset: no idle culling (profiles may still set their own)
+HUB_CULL_TIMEOUT = (
+    env_float("HUB_CULL_TIMEOUT", 0.0, minimum=1.0) if env_str("HUB_CULL_TIMEOUT") else None
+)
+HUB_CULL_EVERY = env_float("HUB_CULL_EVERY", 60.0, minimum=1.0)
+HUB_CULL_MAX_AGE = env_float("HUB_CULL_MAX_AGE", 0.0)
+HUB_CULL_USERS = env_bool("HUB_CULL_USERS", False)
+HUB_CULL_ADMINS = env_bool("HUB_CULL_ADMINS", True)  # jupyterhub-idle-culler's default
+HUB_CULL_REMOVE_NAMED_SERVERS = env_bool("HUB_CULL_REMOVE_NAMED_SERVERS", False)
+HUB_CULL_CONCURRENCY = env_int("HUB_CULL_CONCURRENCY", 10, minimum=1)
+HUB_CULL_TERMINALS = env_bool("HUB_CULL_TERMINALS", True)  # terminal activity counts
+HUB_RECONCILE_EVERY = env_float("HUB_RECONCILE_EVERY", 10.0, minimum=1.0)
+# a spawn's worker renews its lease on the server row every HUB_SPAWN_LEASE/5 s;
+# a lease older than this means the worker died and the start is taken over
+HUB_SPAWN_LEASE = env_float("HUB_SPAWN_LEASE", 10.0, minimum=1.0)
+
+# --- metrics (servers/metrics.py) ------------------------------------------------
+# every process (gunicorn workers, Celery workers, beat) writes its metric values
+# here; /hub/metrics sums them (prometheus-client's multiprocess mode)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(HUB_DATA_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+HUB_AUTHENTICATE_PROMETHEUS = env_bool("HUB_AUTHENTICATE_PROMETHEUS", True)
 
 LOGGING = {
     "version": 1,
