@@ -30,8 +30,15 @@ run: deps
 	@echo ""
 	$(VENV)/bin/honcho start
 
+# The real jupyterhub-idle-culler, run against our hub by tests/scheduler/test_external_culler.py
+CULLER_VENV := .venv-culler
+$(CULLER_VENV)/.installed: requirements-culler.txt
+	test -x $(CULLER_VENV)/bin/python || $(PYTHON) -m venv $(CULLER_VENV)
+	$(CULLER_VENV)/bin/pip install --quiet -r requirements-culler.txt
+	touch $@
+
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps
+test: deps $(CULLER_VENV)/.installed
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from time import monotonic, time
 from typing import Any
@@ -38,23 +37,9 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
-from servers.spawners.zygote import process_start_time  # stdlib-only
+from hubsite.processes import identity, identity_alive
 
 SCAN_EVERY = 1.0  # seconds between looks for claims of dead consumers
-
-
-def _owner() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}@{pid}@{process_start_time(pid)}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """True/False for a taker on this host; None when it is another host's."""
-    host, _, rest = owner.partition("@")
-    pid, _, started = rest.partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    return process_start_time(int(pid)) == started
 
 
 class Channel(filesystem.Channel):
@@ -106,7 +91,7 @@ class Channel(filesystem.Channel):
         self._redeliver_abandoned()
         wanted = f"{queue}.msg"
         unacked = self.unacked_folder
-        owner = _owner()
+        owner = identity()
         for filename in sorted(os.listdir(self.data_folder_in)):
             if filename.partition(".")[2] != wanted:
                 continue
@@ -157,7 +142,7 @@ class Channel(filesystem.Channel):
             host, pid, started, original = [*name.split("@", 3), "", "", ""][:4]
             if not original:
                 continue
-            alive = owner_alive(f"{host}@{pid}@{started}")
+            alive = identity_alive(f"{host}@{pid}@{started}")
             path = os.path.join(unacked, name)
             if alive is None or alive:
                 try:

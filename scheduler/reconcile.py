@@ -36,7 +36,7 @@ class Row:
     requested_at: datetime | None
     changed: datetime
     attempt: str = ""  # the spawn attempt that owns the row ("" before any claim)
-    heartbeat: datetime | None = None  # last renewal of that attempt's lease
+    heartbeat: datetime | None = None  # last renewal of that attempt's lease, or last enqueue
     alive: bool | None = None  # the spawner's poll of its state; None: nothing to poll
 
 
@@ -108,7 +108,8 @@ def plan_row(row: Row, now: datetime, timing: Timing) -> Action | None:
             )
         if row.attempt and _older(row.heartbeat, now, timing.lease):
             return Requeue(row.server_id, f"its spawn attempt {row.attempt} lost its worker")
-        if not row.attempt and _older(row.requested_at, now, timing.unclaimed):
+        # unclaimed: `heartbeat` is when it was last enqueued (None: only by request_start)
+        if not row.attempt and _older(row.heartbeat or row.requested_at, now, timing.unclaimed):
             return Requeue(row.server_id, "no worker claimed the start")
     if row.state == "stopping" and _older(row.changed, now, timing.stop_grace + timing.margin):
         return FinishStop(row.server_id, "its stop did not finish (its worker may have died)")

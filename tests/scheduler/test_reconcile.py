@@ -61,6 +61,8 @@ def process(**fields) -> Process:
         # never claimed by any task: enqueued again after a while
         (row(state="starting", attempt="", heartbeat=None, requested_at=ago(5)), None),
         (row(state="starting", attempt="", heartbeat=None, requested_at=ago(11)), Requeue),
+        # enqueued again a moment ago (heartbeat = last enqueue): not again yet
+        (row(state="starting", attempt="", heartbeat=ago(3), requested_at=ago(60)), None),
         # past the start timeout: failed and cleaned up, however alive
         (row(state="starting", heartbeat=ago(1), requested_at=ago(126)), FailStart),
         (row(state="starting", requested_at=None), FailStart),
