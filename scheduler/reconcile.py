@@ -10,10 +10,11 @@ The rules, JupyterHub's `init_spawners` and `check_routes` plus what a
 database-owned state machine adds:
 
 - a running server whose process is gone is marked failed (route gone with it);
-- a start whose worker stopped renewing its lease (killed, OOM, host gone) is
-  enqueued again: the next spawn task takes it over and cleans up what the
-  dead one left; one requested long ago that no task ever claimed (a crash
-  between commit and enqueue) is enqueued again too;
+- a start whose worker is dead (same host: known at once) or stopped renewing
+  its lease (killed, OOM, host gone) is enqueued again: the next spawn task
+  takes it over and cleans up what the dead one left; one requested long ago
+  that no task ever claimed (a crash between commit and enqueue) is enqueued
+  again too;
 - a start still unfinished past the start timeout is failed and cleaned up;
 - a stop older than the grace period (its worker died) is finished;
 - a process carrying our marks that no active row accounts for (no row, a row
@@ -38,6 +39,7 @@ class Row:
     attempt: str = ""  # the spawn attempt that owns the row ("" before any claim)
     heartbeat: datetime | None = None  # last renewal of that attempt's lease, or last enqueue
     alive: bool | None = None  # the spawner's poll of its state; None: nothing to poll
+    worker_alive: bool | None = None  # the attempt's worker process; None: cannot tell
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def plan_row(row: Row, now: datetime, timing: Timing) -> Action | None:
                 f"The start did not finish within {timing.start_timeout:.0f} seconds "
                 "(its worker may have died).",
             )
+        if row.attempt and row.worker_alive is False:
+            return Requeue(row.server_id, f"the worker of spawn attempt {row.attempt} is dead")
         if row.attempt and _older(row.heartbeat, now, timing.lease):
             return Requeue(row.server_id, f"its spawn attempt {row.attempt} lost its worker")
         # unclaimed: `heartbeat` is when it was last enqueued (None: only by request_start)

@@ -16,6 +16,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from hubsite.processes import identity_alive
 from scheduler import reconcile as plan
 from servers import metrics
 from servers.models import Server, ServerEvent
@@ -61,6 +62,8 @@ def _row(server: Server, spawner: Spawner) -> plan.Row:
         attempt=server.attempt,
         heartbeat=server.heartbeat,
         alive=alive,
+        # worker "" means released for the next task (requeued): nobody to be dead
+        worker_alive=identity_alive(server.worker) if server.worker else None,
     )
 
 

@@ -58,6 +58,9 @@ def process(**fields) -> Process:
         (row(state="starting", heartbeat=ago(2)), None),
         # its worker died: the lease ran out, the start is enqueued again
         (row(state="starting", heartbeat=ago(11)), Requeue),
+        # its worker is known dead (same host): no need to wait for the lease
+        (row(state="starting", heartbeat=ago(1), worker_alive=False), Requeue),
+        (row(state="starting", heartbeat=ago(1), worker_alive=None), None),
         # never claimed by any task: enqueued again after a while
         (row(state="starting", attempt="", heartbeat=None, requested_at=ago(5)), None),
         (row(state="starting", attempt="", heartbeat=None, requested_at=ago(11)), Requeue),

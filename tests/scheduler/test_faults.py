@@ -1,0 +1,218 @@
+"""Faults, found by killing real processes: Celery workers are OS processes
+(tests/scheduler/processes.py), the servers are real Jupyter servers, the
+brokers are the embedded filesystem one and a real Redis of the test's own.
+Every test ends with the audit (reliability.md §5.5): every accepted start or
+stop reached a final state, no orphan process, no duplicate server, the
+database and the spawner agree. Times to a final state are printed."""
+
+from __future__ import annotations
+
+import random
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from hubsite.celery import app as celery_app
+from scheduler.schedule import beat_schedule
+from servers import services
+from servers.models import Server, ServerEvent
+from tests.live import wait_for
+from tests.scheduler.processes import (
+    RedisServer,
+    WorkerProcess,
+    audit,
+    start_worker,
+    wait_final,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+State = Server.State
+
+
+@pytest.fixture
+def fault_settings(settings, live_hub):
+    """Short leases and intervals so a fault test takes seconds."""
+    settings.HUB_SPAWN_LEASE = 3.0
+    settings.HUB_RECONCILE_EVERY = 1.0
+    settings.HUB_START_TIMEOUT = 60
+    settings.HUB_STOP_GRACE = 3
+    return settings
+
+
+def filesystem_options() -> dict[str, object]:
+    broker = Path(django_settings.HUB_DATA_DIR) / "broker"
+    for sub in ("in", "processed", "control", "unacked"):
+        (broker / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(broker / "in"),
+        "data_folder_out": str(broker / "in"),
+        "processed_folder": str(broker / "processed"),
+        "control_folder": str(broker / "control"),
+        "unacked_folder": str(broker / "unacked"),
+        "polling_interval": 0.05,
+        "visibility_timeout": 3600,
+    }
+
+
+@contextmanager
+def broker(kind: str, redis: RedisServer | None = None) -> Iterator[dict[str, str]]:
+    """Point this process's Celery app at KIND's broker; yields the env that
+    gives a worker process the same one."""
+    conf = celery_app.conf
+    saved = (conf.broker_url, conf.broker_transport, conf.broker_transport_options)
+    if kind == "redis":
+        assert redis is not None
+        conf.broker_url, conf.broker_transport = redis.url, None
+        conf.broker_transport_options = {"visibility_timeout": 3600}
+        env = {"HUB_REDIS_URL": redis.url}
+    else:
+        conf.broker_url, conf.broker_transport = "filesystem://", "hubsite.broker:Transport"
+        conf.broker_transport_options = filesystem_options()
+        env = {"HUB_REDIS_URL": ""}
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    try:
+        yield env
+    finally:
+        conf.broker_url, conf.broker_transport, conf.broker_transport_options = saved
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def beat(tmp_path: Path) -> Iterator[None]:
+    """Celery beat in a thread (reconcile every HUB_RECONCILE_EVERY)."""
+    from celery.beat import EmbeddedService
+
+    saved = celery_app.conf.beat_schedule
+    celery_app.conf.beat_schedule = beat_schedule()
+    service = EmbeddedService(celery_app, schedule_filename=str(tmp_path / "beat"))
+    service.start()
+    try:
+        yield
+    finally:
+        service.stop()
+        celery_app.conf.beat_schedule = saved
+
+
+def owner_pid(server: Server) -> int | None:
+    """The pid of the worker whose spawn attempt owns SERVER's start."""
+    worker = Server.objects.get(pk=server.pk).worker
+    parts = worker.split("@")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def kill_owner(server: Server, workers: list[WorkerProcess]) -> WorkerProcess:
+    pid = wait_for(lambda: owner_pid(server), timeout=60, what="a worker to claim the start")
+    victim = next(w for w in workers if w.pid == pid)
+    victim.kill(signal.SIGKILL)
+    victim.wait_exit()
+    return victim
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "redis"])
+def test_a_spawn_whose_worker_is_killed_finishes_within_seconds(
+    kind, alice, fault_settings, worker_processes, own_redis, tmp_path
+):
+    """The worker is SIGKILLed 30 ms after it claimed the start; a replacement
+    worker starts (as a supervisor would restart it). Filesystem broker: the
+    message is back in the queue as soon as its taker is dead. Redis (its
+    visibility timeout is an hour): the replacement's start-up reconcile sees
+    the dead worker on the server row and enqueues the start again. Either
+    way the new task takes the start over and cleans up after the dead one."""
+    with broker(kind, own_redis) as env, beat(tmp_path):
+        worker_processes.append(start_worker("first", env=env))
+        server = services.get_or_create_server(alice, "")
+        assert services.request_start(server, by="alice", user_options={})
+        wait_for(lambda: owner_pid(server), timeout=60, what="the claim")
+        time.sleep(0.03)
+        kill_owner(server, worker_processes)
+        killed, killed_at = time.monotonic(), timezone.now()
+        worker_processes.append(start_worker("second", env=env))
+        wait_final(server, timeout=90)
+        took = time.monotonic() - killed
+    taken = server.events.filter(message__startswith="Taking over").first()
+    resumed = (taken.created - killed_at).total_seconds() if taken else None
+    print(
+        f"\n[{kind}] worker killed mid-spawn: taken over {resumed:.2f}s later (a new worker"
+        f" started meanwhile), final state {server.state} {took:.2f}s after the kill"
+    )
+    assert server.state == State.RUNNING, server.failure
+    assert server.events.filter(kind=ServerEvent.Kind.READY).count() == 1
+    audit()
+
+
+@pytest.mark.parametrize("kind", ["filesystem", "redis"])
+def test_sigterm_during_a_spawn_lets_it_finish(
+    kind, alice, fault_settings, worker_processes, own_redis
+):
+    """A warm shutdown (a rolling update): the running spawn completes first."""
+    with broker(kind, own_redis) as env:
+        worker = start_worker("only", env=env)
+        worker_processes.append(worker)
+        server = services.get_or_create_server(alice, "")
+        services.request_start(server, by="alice", user_options={})
+        wait_for(lambda: owner_pid(server), timeout=60, what="the claim")
+        asked = time.monotonic()
+        worker.kill(signal.SIGTERM)
+        wait_final(server, timeout=90)
+        worker.wait_exit(60)
+        took = time.monotonic() - asked
+    print(f"\n[{kind}] SIGTERM mid-spawn: {server.state} {took:.2f}s later, worker exited")
+    assert server.state == State.RUNNING, server.failure
+    audit()
+
+
+def test_sigkill_at_random_points_of_twenty_spawns(
+    alice, fault_settings, worker_processes, own_redis, tmp_path
+):
+    """Twenty starts, each with the worker that owns it (or, before any claim,
+    one of the two) SIGKILLed at a random point from 0 to 1.5 s after the
+    request: before the claim, while the server launches, while it is waited
+    for, or after it is ready. Two workers run; a killed one is replaced."""
+    kind = "redis" if django_settings.HUB_REDIS_URL else "filesystem"
+    rng = random.Random(20)
+    times: list[float] = []
+    outcomes: dict[str, int] = {}
+    with broker(kind, own_redis) as env, beat(tmp_path):
+        worker_processes.extend(start_worker(n, env=env) for n in ("w1", "w2"))
+        replacement: list[WorkerProcess] = []
+        for round_ in range(20):
+            server = services.get_or_create_server(alice, "")
+            assert services.request_start(server, by="alice", user_options={})
+            time.sleep(rng.uniform(0, 1.5))
+            pid = owner_pid(server)
+            alive = [w for w in worker_processes if w.proc.poll() is None]
+            victim = next((w for w in alive if w.pid == pid), None) or rng.choice(alive)
+            victim.kill(signal.SIGKILL)
+            victim.wait_exit()
+            killed = time.monotonic()
+            starter = threading.Thread(
+                target=lambda n=f"r{round_}": replacement.append(start_worker(n, env=env))
+            )
+            starter.start()
+            wait_final(server, timeout=90)
+            times.append(time.monotonic() - killed)
+            outcomes[server.state] = outcomes.get(server.state, 0) + 1
+            starter.join()
+            worker_processes.extend(replacement)
+            replacement.clear()
+            audit()
+            if server.state == State.RUNNING:
+                services.request_stop(server, by="test")
+                wait_final(server, timeout=30)
+            assert server.state in (State.STOPPED, State.FAILED)
+            audit()
+    print(
+        f"\n[{kind}] 20 SIGKILLs mid-spawn: outcomes {outcomes}; time to final state"
+        f" min {min(times):.2f}s median {statistics.median(times):.2f}s max {max(times):.2f}s"
+    )
+    assert sum(outcomes.values()) == 20
