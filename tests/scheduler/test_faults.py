@@ -7,6 +7,7 @@ database and the spawner agree. Times to a final state are printed."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import statistics
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings as django_settings
 from django.utils import timezone
 
@@ -24,6 +26,7 @@ from hubsite.celery import app as celery_app
 from scheduler.schedule import beat_schedule
 from servers import services
 from servers.models import Server, ServerEvent
+from servers.spawners import get_spawner
 from tests.live import wait_for
 from tests.scheduler.processes import (
     RedisServer,
@@ -202,17 +205,105 @@ def test_sigkill_at_random_points_of_twenty_spawns(
             wait_final(server, timeout=90)
             times.append(time.monotonic() - killed)
             outcomes[server.state] = outcomes.get(server.state, 0) + 1
-            starter.join()
-            worker_processes.extend(replacement)
-            replacement.clear()
             audit()
             if server.state == State.RUNNING:
                 services.request_stop(server, by="test")
                 wait_final(server, timeout=30)
             assert server.state in (State.STOPPED, State.FAILED)
             audit()
+            starter.join()  # it booted while this round ran
+            worker_processes.extend(replacement)
+            replacement.clear()
     print(
         f"\n[{kind}] 20 SIGKILLs mid-spawn: outcomes {outcomes}; time to final state"
         f" min {min(times):.2f}s median {statistics.median(times):.2f}s max {max(times):.2f}s"
     )
     assert sum(outcomes.values()) == 20
+
+
+def test_a_killed_user_server_is_noticed_and_its_user_sees_not_running(
+    alice, start_server, router, fault_settings, tmp_path
+):
+    """F6: the process dies; reconcile (beat, every second here) marks it
+    failed, the route goes, and the user's next request gets the hub's
+    "not running" page with a start button, not a proxy error."""
+    from tests.servers.test_singleuser_e2e import browser_for
+
+    server = start_server(alice)
+    browser = browser_for(alice, router.url)
+    assert browser.get(f"{router.url}/user/alice/lab").status_code == 200
+    os.killpg(server.spawner_state["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    with beat(tmp_path):
+        wait_final_state(server, State.FAILED)
+    detected = time.monotonic() - killed
+
+    def not_running_page() -> list[requests.Response]:
+        page = browser.get(f"{router.url}/user/alice/lab")
+        return [page] if page.status_code == 424 else []  # a 4xx Response is falsy
+
+    [page] = wait_for(not_running_page, timeout=10, what="the route to go")
+    routed = time.monotonic() - killed
+    print(f"\nkilled server: failed {detected:.2f}s later, hub page {routed:.2f}s later")
+    assert 'id="launch"' in page.text and "Your server is not running" in page.text
+    assert "exited" in Server.objects.get(pk=server.pk).failure
+    audit()
+
+
+def wait_final_state(server: Server, state: str) -> None:
+    wait_for(
+        lambda: Server.objects.get(pk=server.pk).state == state,
+        timeout=30,
+        what=f"{server} to be {state}",
+    )
+
+
+def test_start_stop_races_end_with_one_server_or_none(
+    alice, bob, carol, admin, api_client_for, fault_settings, celery_live_worker
+):
+    """F10 with a real worker: two starts at once give one server; a stop
+    while starting gives none; deleting the user while starting leaves no
+    process. Then the audit."""
+    starts = []
+    client = api_client_for(alice)
+    threads = [
+        threading.Thread(
+            target=lambda: starts.append(client.post("/hub/api/users/alice/server").status_code)
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(starts) <= {201, 202} and len(starts) == 2, starts
+    alice_server = Server.objects.get(user=alice, name="")
+    wait_final(alice_server, timeout=90)
+    assert alice_server.state == State.RUNNING
+    assert alice_server.events.filter(kind=ServerEvent.Kind.READY).count() == 1
+
+    bob_server = services.get_or_create_server(bob, "")
+    services.request_start(bob_server, by="bob", user_options={})
+    wait_for(lambda: owner_pid_of(bob_server), timeout=30, what="bob's start to be claimed")
+    services.request_stop(bob_server, by="bob")
+    wait_final(bob_server, timeout=60)
+    assert bob_server.state == State.STOPPED
+
+    carol_server = services.get_or_create_server(carol, "")
+    services.request_start(carol_server, by="carol", user_options={})
+    wait_for(lambda: owner_pid_of(carol_server), timeout=30, what="carol's start to be claimed")
+    assert api_client_for(admin).delete("/hub/api/users/carol").status_code == 204
+    # the spawn task notices the row is gone and stops what it launched
+    wait_for(
+        lambda: not [r for r in get_spawner().list_running() if r.username == "carol"],
+        timeout=60,
+        what="carol's process to be gone",
+    )
+    services.request_stop(alice_server, by="alice")
+    wait_final(alice_server, timeout=30)
+    audit()
+
+
+def owner_pid_of(server: Server) -> bool:
+    row = Server.objects.filter(pk=server.pk).first()
+    return bool(row and row.attempt and row.worker)
