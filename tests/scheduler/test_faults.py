@@ -307,3 +307,46 @@ def test_start_stop_races_end_with_one_server_or_none(
 def owner_pid_of(server: Server) -> bool:
     row = Server.objects.filter(pk=server.pk).first()
     return bool(row and row.attempt and row.worker)
+
+
+def test_redis_down_for_a_minute(
+    alice, bob, carol, admin, api_client_for, fault_settings, worker_processes, own_redis
+):
+    """F7 on a Redis of the test's own (the shared one is never stopped):
+    while it is down pages answer, a running server keeps running, a start
+    fails at once with a clear reason (never accepted and lost); once it is
+    back the worker reconnects and starts work again."""
+    from tests.servers.test_singleuser_e2e import browser_for
+
+    with broker("redis", own_redis) as env:
+        worker_processes.append(start_worker("w", env=env))
+        running = services.get_or_create_server(alice, "")
+        services.request_start(running, by="alice", user_options={})
+        wait_final(running, timeout=90)
+        assert running.state == State.RUNNING
+        own_redis.stop()
+        down = time.monotonic()
+        live = django_settings.HUB_PUBLIC_URL
+        home = browser_for(carol, live).get(f"{live}/hub/home", timeout=10)
+        assert home.status_code == 200
+        began = time.monotonic()
+        response = api_client_for(bob).post("/hub/api/users/bob/server")
+        refused_in = time.monotonic() - began
+        assert response.status_code == 202
+        bob_server = Server.objects.get(user=bob, name="")
+        assert bob_server.state == State.FAILED
+        assert "task queue is unreachable" in bob_server.failure
+        assert get_spawner().poll(Server.objects.get(pk=running.pk).spawner_state) is None
+        time.sleep(max(0.0, 60 - (time.monotonic() - down)))  # the outage itself
+        own_redis.start()
+        back = time.monotonic()
+        assert services.request_start(bob_server, by="bob", user_options={})
+        wait_final(bob_server, timeout=120)
+        recovered = time.monotonic() - back
+        assert bob_server.state == State.RUNNING, bob_server.failure
+        assert Server.objects.get(pk=running.pk).state == State.RUNNING
+    print(
+        f"\nRedis down 60 s: a start failed with a reason in {refused_in:.2f}s;"
+        f" after it came back a start ran in {recovered:.2f}s"
+    )
+    audit()
