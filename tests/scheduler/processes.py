@@ -12,8 +12,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.db import connection
 
@@ -58,17 +60,14 @@ class WorkerProcess:
             self.proc.wait()
 
 
-def start_worker(
-    name: str, *, concurrency: int = 4, env: dict[str, str] | None = None
-) -> WorkerProcess:
-    """`celery worker` in its own session on the test's database (and the
-    broker ENV names: HUB_REDIS_URL, "" for the filesystem one); returns once
-    it consumes."""
+def process_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a hub or worker process of this test: its database,
+    data dir and the settings the test changed (SHARED)."""
     overrides = {
         k: str(getattr(settings, k)) if k == "HUB_HOMES_DIR" else getattr(settings, k)
         for k in SHARED
     }
-    env = {
+    return {
         **os.environ,
         **(env or {}),
         "DJANGO_SETTINGS_MODULE": "tests.scheduler.worker_settings",
@@ -76,6 +75,54 @@ def start_worker(
         "HUB_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "HUB_TEST_OVERRIDES": json.dumps(overrides),
     }
+
+
+@dataclass
+class HubProcess:
+    """The hub under gunicorn, as `make run` starts it, on a fixed port."""
+
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [str(Path(sys.executable).parent / "gunicorn"), "hubsite.wsgi"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread"]
+        command += ["--workers", "2", "--threads", "8", "--timeout", "0"]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{self.url}/hub/api", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(answers, timeout=60, what="the hub to answer")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def start_worker(
+    name: str, *, concurrency: int = 4, env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """`celery worker` in its own session on the test's database (and the
+    broker ENV names: HUB_REDIS_URL, "" for the filesystem one); returns once
+    it consumes."""
+    env = process_env(env)
     command = [sys.executable, "-m", "celery", "-A", "hubsite", "worker", "-P", "threads"]
     command += ["-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]

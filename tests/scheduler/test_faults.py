@@ -27,11 +27,13 @@ from scheduler.schedule import beat_schedule
 from servers import services
 from servers.models import Server, ServerEvent
 from servers.spawners import get_spawner
-from tests.live import wait_for
+from tests.live import launch_router, wait_for
 from tests.scheduler.processes import (
+    HubProcess,
     RedisServer,
     WorkerProcess,
     audit,
+    process_env,
     start_worker,
     wait_final,
 )
@@ -350,3 +352,79 @@ def test_redis_down_for_a_minute(
         f" after it came back a start ran in {recovered:.2f}s"
     )
     audit()
+
+
+def test_hub_restarted_with_servers_running(
+    alice, bob, token_for, fault_settings, worker_processes, tmp_path, settings
+):
+    """F5 (JupyterHub's test_resume_spawners): the hub (gunicorn, as `make
+    run` starts it) is SIGKILLed with two servers running, and one of them
+    dies while it is down. The other stays reachable through the router the
+    whole time; the restarted hub takes the same tokens; reconcile then marks
+    the dead one failed and its route goes."""
+    port = free_port()
+    hub_url = f"http://127.0.0.1:{port}"
+    settings.HUB_API_URL = hub_url + "/hub/api"
+    settings.HUB_PUBLIC_URL = hub_url
+    tokens = {"alice": token_for(alice), "bob": token_for(bob)}
+
+    def get(base: str, path: str, who: str) -> int:
+        headers = {"Authorization": f"token {tokens[who]}"}
+        try:
+            response = requests.get(
+                f"{base}{path}", headers=headers, timeout=10, allow_redirects=False
+            )
+        except requests.RequestException:
+            return 0
+        return response.status_code
+
+    with broker("filesystem") as env, beat(tmp_path):
+        hub = HubProcess(port=port, env=process_env(env))
+        hub.start()
+        router = launch_router(hub.url, settings.HUB_ROUTER_TOKEN)
+        try:
+            worker_processes.append(start_worker("w", env=env))
+            servers = {}
+            for who in tokens:
+                response = requests.post(
+                    f"{hub.url}/hub/api/users/{who}/server",
+                    headers={"Authorization": f"token {tokens[who]}"},
+                    timeout=30,
+                )
+                assert response.status_code in (201, 202), response.text
+                servers[who] = wait_final(Server.objects.get(user__username=who), timeout=90)
+                assert servers[who].state == State.RUNNING
+            assert get(router.url, "/user/alice/api/status", "alice") == 200
+            hub.kill()
+            os.killpg(servers["bob"].spawner_state["pid"], signal.SIGKILL)
+            bob_killed = time.monotonic()
+            while_down = [get(router.url, "/user/alice/api/status", "alice") for _ in range(10)]
+            hub.start()
+            assert get(hub.url, "/hub/api/users/alice", "alice") == 200  # same token
+            wait_final_state(servers["bob"], State.FAILED)
+            reconciled = time.monotonic() - bob_killed
+            assert Server.objects.get(pk=servers["alice"].pk).state == State.RUNNING
+            assert get(router.url, "/user/alice/api/status", "alice") == 200
+            wait_for(
+                lambda: get(router.url, "/user/bob/api/status", "bob") != 200,
+                timeout=10,
+                what="bob's route to go",
+            )
+        finally:
+            router.stop()
+            hub.kill()
+    print(
+        f"\nhub restart: alice's server answered {while_down.count(200)}/10 requests while the"
+        f" hub was down; bob's server, killed meanwhile, failed {reconciled:.2f}s after its"
+        " death (reconcile runs in the workers: it needs no hub)"
+    )
+    assert while_down == [200] * 10
+    audit()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
