@@ -24,3 +24,6 @@ urlpatterns = [
     path("hub/", include("accounts.urls")),
     path("hub/", include("servers.urls")),
 ]
+
+# a database outage is a 503 with Retry-After, not a 500 (hubsite/errors.py)
+handler500 = "hubsite.errors.server_error"

@@ -117,12 +117,16 @@ class HubProcess:
 
 
 def start_worker(
-    name: str, *, concurrency: int = 4, env: dict[str, str] | None = None
+    name: str,
+    *,
+    concurrency: int = 4,
+    env: dict[str, str] | None = None,
+    full_env: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """`celery worker` in its own session on the test's database (and the
-    broker ENV names: HUB_REDIS_URL, "" for the filesystem one); returns once
-    it consumes."""
-    env = process_env(env)
+    broker ENV names: HUB_REDIS_URL, "" for the filesystem one), or with
+    exactly FULL_ENV (a platform of its own); returns once it consumes."""
+    env = full_env if full_env is not None else process_env(env)
     command = [sys.executable, "-m", "celery", "-A", "hubsite", "worker", "-P", "threads"]
     command += ["-c", str(concurrency), "-n", f"{name}@%h", "-l", "INFO"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
