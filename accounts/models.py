@@ -104,6 +104,8 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
 
     def __str__(self) -> str:
         owner = self.user.username if self.user_id else f"service:{self.service}"

@@ -95,7 +95,8 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------
-_db_url = env_str("HUB_DATABASE_URL")
+# a secret (it holds the password): HUB_DATABASE_URL_FILE works too (k8s Secrets)
+_db_url = env_secret("HUB_DATABASE_URL")
 if _db_url:
     DATABASES = {"default": parse_database_url(_db_url)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":

@@ -99,6 +99,8 @@ def _render_home(request: HttpRequest, form: NamedServerForm, status: int = 200)
         "named_form": form,
         "allow_named": settings.HUB_ALLOW_NAMED_SERVERS,
         "named_limit": settings.HUB_NAMED_SERVER_LIMIT,
+        # without profiles there is nothing to pick: Start posts the start itself
+        "has_profiles": services.allowed_profiles(request.user).exists(),
     }
     return render(request, "servers/home.html", context, status=status)
 
@@ -132,7 +134,10 @@ def new_named(request: HttpRequest) -> HttpResponse:
         form.add_error(None, "Named servers are not enabled on this hub.")
     if not form.is_valid():
         return _render_home(request, form, status=400)
-    return redirect("spawn", request.user.username, form.cleaned_data["name"])
+    name = form.cleaned_data["name"]
+    if not services.allowed_profiles(request.user).exists():
+        return spawn(request, request.user.username, name)  # nothing to pick: start it
+    return redirect("spawn", request.user.username, name)
 
 
 # --- spawn --------------------------------------------------------------------

@@ -62,8 +62,8 @@ def parse_args(argv: list[str]) -> Config:
     )
     parser.add_argument(
         "--hub-url",
-        default=env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
-        help="where the hub answers (env HUB_BIND_URL)",
+        default=env.get("HUB_CONNECT_URL") or env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
+        help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL)",
     )
     parser.add_argument("--token-file", help="file holding the router token")
     parser.add_argument(

@@ -61,10 +61,63 @@ def test_home_requires_login(client):
     assert client.get("/hub/home")["Location"] == "/hub/login?next=/hub/home"
 
 
-def test_home_offers_to_start_a_stopped_server(as_alice):
+def test_home_offers_the_profile_picker_when_profiles_exist(as_alice, small):
     response = as_alice.get("/hub/home")
     assert response.status_code == 200
     assert b'href="/hub/spawn/alice"' in response.content
+
+
+def test_without_profiles_start_posts_the_start_itself(as_alice, alice):
+    content = as_alice.get("/hub/home").content.decode()
+    form = content[content.rindex("<form", 0, content.index('id="start-server"')) :]
+    assert form.startswith('<form method="post" action="/hub/spawn/alice"')
+    assert "csrfmiddlewaretoken" in form.split("</form>")[0]
+    response = as_alice.post("/hub/spawn/alice")
+    assert response["Location"] == "/hub/spawn-pending/alice"
+    assert alice.servers.get(name="").state == State.STARTING
+
+
+def test_home_follows_pending_servers_with_its_script(as_alice, alice):
+    ServerFactory(user=alice, name="", state=State.STOPPING)
+    ServerFactory(user=alice, name="box", state=State.STARTING)
+    content = as_alice.get("/hub/home").content.decode()
+    assert 'data-user-url="/hub/api/users/alice?include_stopped_servers"' in content
+    assert 'data-server-name="" data-server-state="stopping"' in content
+    assert 'data-server-name="box" data-server-state="starting"' in content
+    assert '<script src="/hub/static/hub/home.js" defer></script>' in content
+    assert "<script>" not in content  # the CSP allows no inline script
+
+
+def test_the_home_scripts_api_call_works_with_the_session(as_alice, alice):
+    ServerFactory(user=alice, name="", state=State.STOPPING)
+    response = as_alice.get("/hub/api/users/alice?include_stopped_servers")
+    assert response.status_code == 200
+    assert response.json()["servers"][""]["pending"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "just now"), (59, "just now"), (60, "1\xa0minute ago"), (7200, "2\xa0hours ago")],
+)
+def test_last_activity_reads_just_now_under_a_minute(seconds, text):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from servers.templatetags.activity import ago
+
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=seconds), now) == text
+
+
+def test_home_says_just_now_for_fresh_activity(as_alice, alice):
+    from django.utils import timezone
+
+    server = running(alice)
+    Server.objects.filter(pk=server.pk).update(started=timezone.now(), last_activity=timezone.now())
+    content = as_alice.get("/hub/home").content.decode()
+    assert "last activity just now" in content
+    assert "0\xa0minutes" not in content
 
 
 def test_home_shows_open_and_a_csrf_protected_stop_for_a_running_server(as_alice, alice):
@@ -125,9 +178,15 @@ def test_remove_refuses_a_running_server(as_alice, alice):
     assert b"stop the server" in response.content
 
 
-def test_new_named_server_goes_to_its_spawn_page(as_alice):
+def test_new_named_server_goes_to_its_spawn_page(as_alice, small):
     response = as_alice.post("/hub/home/new", {"name": "Analysis"})
     assert response["Location"] == "/hub/spawn/alice/analysis"
+
+
+def test_new_named_server_without_profiles_starts_at_once(as_alice, alice):
+    response = as_alice.post("/hub/home/new", {"name": "analysis"})
+    assert response["Location"] == "/hub/spawn-pending/alice/analysis"
+    assert alice.servers.get(name="analysis").state == State.STARTING
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "-x", "x" * 64, ""])
