@@ -66,6 +66,8 @@ manage: deps
 # What the tests need from Debian, as COMMAND:PACKAGE; installed with apt-get
 # (as root, else through sudo) only when a command is missing.
 SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm
+# the fault tests run a redis-server and a PostgreSQL cluster of their own
+SYSTEM_NEEDS += redis-server:redis-server psql:postgresql
 system-deps:
 	@missing=""; for need in $(SYSTEM_NEEDS); do \
 	  command -v "$${need%%:*}" >/dev/null 2>&1 || missing="$$missing $${need#*:}"; \
@@ -95,8 +97,15 @@ run-k8s: deps
 	HUB_SPAWNER=kubernetes HUB_K8S_KUBECONFIG="$(K8S_SIM_DIR)/kubeconfig" \
 	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/python -m hubsite.supervisor
 
+# The real jupyterhub-idle-culler, run against our hub by tests/scheduler/test_external_culler.py
+CULLER_VENV := .venv-culler
+$(CULLER_VENV)/.installed: requirements-culler.txt
+	test -x $(CULLER_VENV)/bin/python || $(PYTHON) -m venv $(CULLER_VENV)
+	$(CULLER_VENV)/bin/pip install --quiet -r requirements-culler.txt
+	touch $@
+
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps system-deps test-deps
+test: deps system-deps test-deps $(CULLER_VENV)/.installed
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

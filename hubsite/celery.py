@@ -18,9 +18,9 @@ app.autodiscover_tasks(["scheduler"])
 
 @app.on_after_finalize.connect
 def _schedule(sender: Celery, **_: object) -> None:
-    from scheduler.schedule import BEAT_SCHEDULE
+    from scheduler.schedule import beat_schedule
 
-    sender.conf.beat_schedule = BEAT_SCHEDULE
+    sender.conf.beat_schedule = beat_schedule()
 
 
 @signals.celeryd_init.connect

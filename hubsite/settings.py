@@ -4,6 +4,7 @@ file with HUB_* variables set. See the configuration table in README.md."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hubsite import signin
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "servers.metrics.RequestMetricsMiddleware",
     "hubsite.middleware.HubHeadersMiddleware",
     "hubsite.middleware.HubHostOnlyMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -262,7 +264,7 @@ if HUB_REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     _broker = HUB_DATA_DIR / "broker"
-    for _sub in ("in", "processed", "control"):
+    for _sub in ("in", "processed", "control", "unacked"):
         (_broker / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     # kombu's transport with atomic publishing (see hubsite/broker.py for the race)
@@ -276,6 +278,10 @@ else:
         # how often the worker looks for new tasks: half of it is added to
         # every spawn on average (bench/spawn.py); an idle poll is one listdir
         "polling_interval": 0.05,
+        # taken, not yet acked (hubsite/broker.py): back in the queue once the
+        # taker is dead, or after this long if it is alive but silent
+        "unacked_folder": str(_broker / "unacked"),
+        "visibility_timeout": 3600,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -320,6 +326,29 @@ HUB_K8S_STORAGE_ACCESS_MODES = env_list("HUB_K8S_STORAGE_ACCESS_MODES", ["ReadWr
 HUB_K8S_PVC_ON_USER_DELETE = env_choice("HUB_K8S_PVC_ON_USER_DELETE", "keep", ("keep", "delete"))
 # base layer under every profile: KubeSpawner keys, e.g. {"node_selector": {...}}
 HUB_K8S_SPAWNER_DEFAULTS = env_json_object("HUB_K8S_SPAWNER_DEFAULTS")
+# --- culling and reconcile (scheduler/culling.py, scheduler/reconcile.py) ------
+# HUB_CULL_TIMEOUT unset: no idle culling (profiles may still set their own)
+HUB_CULL_TIMEOUT = (
+    env_float("HUB_CULL_TIMEOUT", 0.0, minimum=1.0) if env_str("HUB_CULL_TIMEOUT") else None
+)
+HUB_CULL_EVERY = env_float("HUB_CULL_EVERY", 60.0, minimum=1.0)
+HUB_CULL_MAX_AGE = env_float("HUB_CULL_MAX_AGE", 0.0)
+HUB_CULL_USERS = env_bool("HUB_CULL_USERS", False)
+HUB_CULL_ADMINS = env_bool("HUB_CULL_ADMINS", True)  # jupyterhub-idle-culler's default
+HUB_CULL_REMOVE_NAMED_SERVERS = env_bool("HUB_CULL_REMOVE_NAMED_SERVERS", False)
+HUB_CULL_CONCURRENCY = env_int("HUB_CULL_CONCURRENCY", 10, minimum=1)
+HUB_CULL_TERMINALS = env_bool("HUB_CULL_TERMINALS", True)  # terminal activity counts
+HUB_RECONCILE_EVERY = env_float("HUB_RECONCILE_EVERY", 10.0, minimum=1.0)
+# a spawn's worker renews its lease on the server row every HUB_SPAWN_LEASE/5 s;
+# a lease older than this means the worker died and the start is taken over
+HUB_SPAWN_LEASE = env_float("HUB_SPAWN_LEASE", 10.0, minimum=1.0)
+
+# --- metrics (servers/metrics.py) ------------------------------------------------
+# every process (gunicorn workers, Celery workers, beat) writes its metric values
+# here; /hub/metrics sums them (prometheus-client's multiprocess mode)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(HUB_DATA_DIR / "metrics"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+HUB_AUTHENTICATE_PROMETHEUS = env_bool("HUB_AUTHENTICATE_PROMETHEUS", True)
 
 LOGGING = {
     "version": 1,

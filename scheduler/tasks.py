@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from servers import services
 
@@ -28,10 +29,34 @@ def stop_server(server_id: int) -> None:
 
 @shared_task(name="scheduler.reconcile_servers", acks_late=True)
 def reconcile_servers() -> int:
-    """The database is the truth: running servers whose process died become
-    failed (their route goes with them), and pending servers orphaned by a
-    dead worker are finished. Each action is logged at WARNING."""
+    """The database is the truth (servers/services/reconcile.py): dead
+    servers failed, starts of dead workers taken over or failed, orphan
+    processes stopped. Each repair is logged at WARNING."""
     actions = services.reconcile_servers()
     for action in actions:
         log.warning("reconcile: %s", action)
     return len(actions)
+
+
+@shared_task(name="scheduler.cull_idle_servers", acks_late=True)
+def cull_idle_servers() -> int:
+    """One pass of the idle culler (servers/services/culls.py) at HUB_CULL_EVERY."""
+    report = services.cull_idle()
+    if report.stopped or report.deleted_users:
+        log.info(
+            "cull: %d of %d running servers stopped (%d asked about kernels), "
+            "%d users deleted, in %.2fs",
+            len(report.stopped),
+            report.running,
+            report.asked,
+            len(report.deleted_users),
+            report.seconds,
+        )
+    return len(report.stopped) + len(report.deleted_users)
+
+
+@worker_ready.connect
+def _reconcile_at_start(sender: object = None, **_: object) -> None:
+    """A worker that starts (after a crash, a deploy, a reboot) asks for a
+    reconcile pass at once rather than at the next beat."""
+    reconcile_servers.delay()

@@ -4,20 +4,28 @@ profiles, and the read-only event history."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from servers import services
 from servers.models import Profile, Server, ServerEvent
 
 RECENT_EVENTS = 20
+OPERATIONS_ROWS = 100  # per table of the operations page
+FAILURES_SINCE = timedelta(hours=24)
 
 
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
+    change_list_template = "admin/servers/server/change_list.html"  # + "Operations" link
     list_display = ["__str__", "state", "profile", "open_link", "started", "last_activity"]
     list_filter = ["state", "profile"]
     search_fields = ["user__username", "name"]
@@ -37,6 +45,9 @@ class ServerAdmin(admin.ModelAdmin):
         "started",
         "last_activity",
         "changed",
+        "attempt",
+        "worker",
+        "heartbeat",
         "recent_events",
     ]
     # state moves only through servers.services (compare-and-set); never by hand
@@ -44,6 +55,49 @@ class ServerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.operations_view)
+        return [path("operations/", view, name="servers_operations"), *super().get_urls()]
+
+    def operations_view(self, request: HttpRequest) -> HttpResponse:
+        """The operator's page: what runs, what is pending (and whether its
+        worker is still renewing its lease), what failed and what the culler
+        and reconcile did lately."""
+        now = timezone.now()
+        servers = Server.objects.select_related("user", "profile")
+        State = Server.State
+        pending = list(
+            servers.filter(state__in=[State.STARTING, State.STOPPING]).order_by("changed")[
+                :OPERATIONS_ROWS
+            ]
+        )
+        for server in pending:
+            server.lease_age = (
+                (now - server.heartbeat).total_seconds() if server.heartbeat else None
+            )
+        since = now - FAILURES_SINCE
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Operations",
+            "now": now,
+            "counts": {
+                "running": servers.filter(state=State.RUNNING).count(),
+                "starting": servers.filter(state=State.STARTING).count(),
+                "stopping": servers.filter(state=State.STOPPING).count(),
+                "failed_24h": servers.filter(state=State.FAILED, changed__gte=since).count(),
+            },
+            "running": servers.filter(state=State.RUNNING).order_by("-started")[:OPERATIONS_ROWS],
+            "pending": pending,
+            "failures": servers.filter(state=State.FAILED, changed__gte=since).order_by("-changed")[
+                :OPERATIONS_ROWS
+            ],
+            "lifecycle_events": ServerEvent.objects.select_related("server__user")
+            .filter(kind__in=[ServerEvent.Kind.CULLED, ServerEvent.Kind.RECONCILED])
+            .order_by("-id")[:OPERATIONS_ROWS],
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/servers/operations.html", context)
 
     @admin.display(description="URL")
     def server_url(self, server: Server) -> str:

@@ -49,6 +49,12 @@ class Profile(models.Model):
     environment = models.JSONField(default=dict, blank=True)
     options = models.JSONField(default=dict, blank=True)
     spawner_overrides = models.JSONField(default=dict, blank=True)
+    cull_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds idle before the culler stops these servers "
+        "(empty: HUB_CULL_TIMEOUT; 0: never for inactivity).",
+    )
 
     class Meta:
         ordering = ["order", "id"]
@@ -122,6 +128,16 @@ class Server(models.Model):
     requested_at = models.DateTimeField(null=True, blank=True)
     last_activity = models.DateTimeField(null=True, blank=True)
     changed = models.DateTimeField(default=timezone.now, db_index=True)
+    # the spawn attempt that owns a start, and its lease: the worker running
+    # it renews `heartbeat`; a start whose lease ran out lost its worker and
+    # is taken over (scheduler/reconcile.py). `worker` says who, for operators
+    # and for a same-host takeover without waiting for the lease.
+    attempt = models.CharField(max_length=32, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    # the server's own API token, sealed (scheduler/workload.py): the culler
+    # reads the server's kernels with it
+    probe_token = models.TextField(blank=True)
 
     objects = ServerQuerySet.as_manager()
 
@@ -200,6 +216,8 @@ class ServerEvent(models.Model):
         STOP_REQUESTED = "stop_requested"
         STOPPED = "stopped"
         FAILED = "failed"
+        CULLED = "culled"
+        RECONCILED = "reconciled"
 
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

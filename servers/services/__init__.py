@@ -8,7 +8,10 @@ already moved and does nothing.
 - records.py: creating, renaming and removing server rows
 - launch.py: the work a worker does (start_on_spawner, stop_on_spawner,
   build_spec) and the server's credentials
-- reconcile.py: finishing what a dead worker or a dead process left behind
+- leases.py: which worker owns a start, renewed while it runs
+- reconcile.py: repairing what a dead worker or a dead process left behind
+  (the plan is scheduler/reconcile.py's)
+- culls.py: the idle culler's pass (the policy is scheduler/culling.py's)
 - activity.py: last_activity reported by servers
 
 Callers import this package (`from servers import services`); the names below
@@ -23,19 +26,22 @@ from servers.services.claims import (
     named_server_allowed,
     request_start,
     request_stop,
+    requeue_start,
 )
 from servers.services.credentials import issue_credentials, revoke_credentials
+from servers.services.culls import CullReport, cull_idle, cull_policy
 from servers.services.errors import ServerExists, StartRefused
 from servers.services.launch import (
     build_spec,
     delete_user,
     note_progress,
     start_on_spawner,
+    stop_leftovers,
     stop_now,
     stop_on_spawner,
 )
 from servers.services.profiles import allowed_profiles, import_profiles, pick_profile
-from servers.services.reconcile import check_alive, expire_stale, reconcile_servers
+from servers.services.reconcile import check_alive, reconcile_servers
 from servers.services.records import (
     check_server_name,
     create_named_server,
@@ -52,6 +58,7 @@ from servers.services.records import (
 __all__ = [
     "SPAWN_TASK",
     "STOP_TASK",
+    "CullReport",
     "ServerExists",
     "StartRefused",
     "UnknownServer",
@@ -60,9 +67,10 @@ __all__ = [
     "check_alive",
     "check_server_name",
     "create_named_server",
+    "cull_idle",
+    "cull_policy",
     "delete_server",
     "delete_user",
-    "expire_stale",
     "get_or_create_server",
     "import_profiles",
     "issue_credentials",
@@ -78,10 +86,12 @@ __all__ = [
     "remove_when_stopped",
     "request_start",
     "request_stop",
+    "requeue_start",
     "revoke_credentials",
     "set_display_name",
     "start_on_spawner",
     "start_server",
+    "stop_leftovers",
     "stop_now",
     "stop_on_spawner",
     "stop_or_remove",

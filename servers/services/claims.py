@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts import policy as sign_in_policy
 from accounts.models import User
 from hubsite.celery import app
-from servers import hosts
+from servers import hosts, metrics
 from servers import options as profile_options
 from servers.models import Server, ServerEvent
 from servers.services.credentials import revoke_credentials
@@ -69,6 +69,7 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
         raise StartRefused(str(exc), 400) from None
     limit = settings.HUB_CONCURRENT_SPAWN_LIMIT
     if limit and Server.objects.filter(state=State.STARTING).count() >= limit:
+        metrics.SERVER_SPAWN_DURATION_SECONDS.labels(status="throttled").observe(0)
         raise StartRefused("Too many users trying to log in right now. Try again soon.", 429)
     now = timezone.now()
     claimed = Server.objects.filter(pk=server.pk, state__in=[State.STOPPED, State.FAILED]).update(
@@ -81,6 +82,9 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
         requested_at=now,
         changed=now,
         started=None,
+        attempt="",
+        worker="",
+        heartbeat=None,
     )
     if not claimed:
         return False
@@ -119,6 +123,21 @@ def request_stop(server: Server, *, by: str, remove: bool = False) -> bool:
     return True
 
 
+def requeue_start(server: Server, *, expected_attempt: str) -> bool:
+    """Send the spawn task again for a start whose worker died (its lease ran
+    out) or that no task ever claimed; reconcile decides when. The claim is a
+    compare-and-set on the attempt, so two reconcile passes requeue it once.
+    The attempt is kept (the next task takes it over and cleans up after it);
+    `worker` empty marks it free to claim and `heartbeat` is the time of this
+    enqueue, so reconcile waits a lease before enqueueing it again."""
+    moved = Server.objects.filter(
+        pk=server.pk, state=State.STARTING, attempt=expected_attempt, heartbeat=server.heartbeat
+    ).update(worker="", heartbeat=timezone.now())
+    if moved:
+        _enqueue_on_commit(SPAWN_TASK, server)
+    return bool(moved)
+
+
 def _enqueue_on_commit(task_name: str, server: Server) -> None:
     """Send the task once the transaction commits. If the broker cannot be
     reached the server is marked failed with that reason rather than left
@@ -148,13 +167,15 @@ def _fail_unsent(server: Server, reason: str) -> None:
         )
 
 
-def mark_running(server_id: int, *, url: str) -> bool:
-    """starting -> running; False when it was stopped or removed meanwhile."""
+def mark_running(server_id: int, *, url: str, attempt: str | None = None) -> bool:
+    """starting -> running; False when it was stopped or removed meanwhile
+    (or, with ATTEMPT, taken over by another spawn attempt)."""
     now = timezone.now()
+    rows = Server.objects.filter(pk=server_id, state=State.STARTING)
+    if attempt is not None:
+        rows = rows.filter(attempt=attempt)
     return bool(
-        Server.objects.filter(pk=server_id, state=State.STARTING).update(
-            state=State.RUNNING, url=url, started=now, last_activity=now, changed=now
-        )
+        rows.update(state=State.RUNNING, url=url, started=now, last_activity=now, changed=now)
     )
 
 

@@ -1,9 +1,19 @@
 """A server's credentials: the API token it calls the hub with, which is also
 the secret of its OAuth client (JupyterHub's contract). Issued at each start,
-revoked when it stops or fails."""
+revoked when it stops or fails.
+
+The hub keeps only a hash of tokens, but the culler must ask the server about
+its kernels with the server's own token (scheduler/workload.py), so the row
+also keeps it sealed: Fernet, keyed from SECRET_KEY (a changed key just makes
+the culler decide on the hub's activity alone until the next start)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 from django.db.models import Q
 
 from accounts import services as account_services
@@ -38,9 +48,30 @@ def issue_credentials(server: Server) -> str:
     )
     client.set_secret(raw)
     client.save()
+    Server.objects.filter(pk=server.pk).update(probe_token=seal(raw))
     return raw
 
 
 def revoke_credentials(server: Server) -> None:
     ApiToken.objects.filter(server=server).delete()
     OAuthClient.objects.filter(server=server).delete()
+    Server.objects.filter(pk=server.pk).update(probe_token="")
+
+
+def _fernet() -> Fernet:
+    digest = hashlib.sha256(f"server-probe-token:{settings.SECRET_KEY}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def seal(token: str) -> str:
+    return _fernet().encrypt(token.encode()).decode()
+
+
+def unseal(sealed: str) -> str | None:
+    """The server's token, or None if none is kept or SECRET_KEY changed since."""
+    if not sealed:
+        return None
+    try:
+        return _fernet().decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        return None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,12 +19,13 @@ from django.utils import timezone
 
 from accounts import auth_state
 from accounts.models import User
-from servers import hosts
+from servers import hosts, metrics
 from servers import options as profile_options
 from servers.models import Server, ServerEvent
+from servers.services import leases
 from servers.services.claims import mark_failed, mark_running, request_stop
 from servers.services.credentials import issue_credentials, revoke_credentials
-from servers.spawners import SpawnError, SpawnSpec, get_spawner
+from servers.spawners import Spawner, SpawnError, SpawnSpec, get_spawner
 
 log = logging.getLogger(__name__)
 State = Server.State
@@ -81,33 +84,60 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
 def start_on_spawner(server_id: int) -> None:
     """Start the server claimed by request_start and wait until it answers.
 
-    On any failure the process is cleaned up and the server marked failed
-    with the reason, so the user sees why instead of a spinner forever."""
+    The start is owned by one spawn attempt with a lease (servers/services/
+    leases.py): a second task for it (redelivered after its worker died, or
+    enqueued again by reconcile) takes over only from a dead owner, and
+    first stops whatever that owner had launched. On any failure the process
+    is cleaned up and the server marked failed with the reason, so the user
+    sees why instead of a spinner forever."""
     server = Server.objects.select_related("user", "profile").filter(pk=server_id).first()
     if server is None or server.state != State.STARTING:
         return
+    claimed = leases.claim(server)
+    if claimed is None:
+        log.info("%s: another worker owns this start", server)
+        return
+    attempt, previous = claimed
+    server.refresh_from_db()
     spawner = get_spawner()
+    if previous or server.spawner_state:
+        note_progress(server, 5, "Taking over from a worker that stopped")
+        if server.spawner_state:
+            spawner.stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+        stop_leftovers(server, spawner, keep_attempt=attempt)
+        Server.objects.filter(pk=server.pk, attempt=attempt).update(spawner_state={}, url="")
+    with leases.Heartbeat(server.pk, attempt) as lease:
+        _start(server, spawner, attempt, lease)
+
+
+def _start(server: Server, spawner: Spawner, attempt: str, lease: leases.Heartbeat) -> None:
     deadline = time.monotonic() + settings.HUB_START_TIMEOUT
     note_progress(server, 10, "Preparing your server")
     state: dict[str, Any] = {}
+    mine = Server.objects.filter(pk=server.pk, state=State.STARTING, attempt=attempt)
     try:
         raw = issue_credentials(server)
-        spec = build_spec(server, raw)
+        spec = replace(build_spec(server, raw), attempt=attempt)
         started = spawner.start(spec, lambda pct, msg: note_progress(server, pct, msg))
         state = started.state
-        if not Server.objects.filter(pk=server.pk, state=State.STARTING).update(
-            spawner_state=state, url=started.url
-        ):
+        if not mine.update(spawner_state=state, url=started.url):
             spawner.stop(state, grace=settings.HUB_STOP_GRACE)
-            return  # stopped or deleted meanwhile
+            return  # stopped, deleted or taken over meanwhile
         note_progress(server, 50, "Waiting for the server to answer")
-        _wait_ready(server, spawner, state, started.url + server.prefix + "api", deadline)
+
+        def owned() -> bool:
+            return not lease.lost.is_set() and mine.exists()
+
+        _wait_ready(spawner, state, started.url + server.prefix + "api", deadline, owned)
     except SpawnError as exc:
         if state:
             spawner.stop(state, grace=settings.HUB_STOP_GRACE)
-        mark_failed(server, str(exc))
+        if Server.objects.filter(pk=server.pk, attempt=attempt).exists():
+            mark_failed(server, str(exc))
+            _observe_spawn(server, "failure")
         return
-    if mark_running(server.pk, url=started.url):
+    if mark_running(server.pk, url=started.url, attempt=attempt):
+        _observe_spawn(server, "success")
         ServerEvent.objects.create(
             server=server,
             kind=ServerEvent.Kind.READY,
@@ -118,8 +148,32 @@ def start_on_spawner(server_id: int) -> None:
         log.info("%s was stopped while starting", server)
 
 
+def _observe_spawn(server: Server, status: str) -> None:
+    if server.requested_at is not None:
+        took = (timezone.now() - server.requested_at).total_seconds()
+        metrics.SERVER_SPAWN_DURATION_SECONDS.labels(status=status).observe(took)
+
+
+def stop_leftovers(server: Server, spawner: Spawner, *, keep_attempt: str) -> int:
+    """Stop every process of SERVER the spawner lists that another spawn
+    attempt than KEEP_ATTEMPT launched (KEEP_ATTEMPT "" keeps none)."""
+    stopped = 0
+    for running in spawner.list_running():
+        if (running.username, running.server_name) != (server.user.username, server.name):
+            continue
+        if keep_attempt and running.attempt == keep_attempt:
+            continue
+        spawner.stop(running.state, grace=settings.HUB_STOP_GRACE)
+        stopped += 1
+    return stopped
+
+
 def _wait_ready(
-    server: Server, spawner: Any, state: dict[str, Any], api_url: str, deadline: float
+    spawner: Spawner,
+    state: dict[str, Any],
+    api_url: str,
+    deadline: float,
+    owned: Callable[[], bool],
 ) -> None:
     """Poll `<url>/api` until it answers below 500 (JupyterHub's readiness rule).
 
@@ -127,8 +181,8 @@ def _wait_ready(
     user waits for (bench/spawn.py), so the poll is frequent (20 ms growing to
     50 ms). It stays cheap with many servers starting because, until the port
     accepts connections, only a TCP connect is tried (~0.02 ms of CPU, against
-    ~0.4 ms for an HTTP request through requests). Cancellation is checked in
-    the database at most every 0.5 s."""
+    ~0.4 ms for an HTTP request through requests). Whether the start is still
+    ours (not cancelled, not taken over) is checked at most every 0.5 s."""
     parts = urlsplit(api_url)
     address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     delay = 0.02
@@ -149,7 +203,7 @@ def _wait_ready(
                 f"the server did not answer within {settings.HUB_START_TIMEOUT:.0f} seconds"
             )
         if now >= next_cancel_check:
-            if not Server.objects.filter(pk=server.pk, state=State.STARTING).exists():
+            if not owned():
                 raise SpawnError("start cancelled")
             next_cancel_check = now + 0.5
         time.sleep(delay)
@@ -169,11 +223,21 @@ def stop_on_spawner(server_id: int) -> None:
     server = Server.objects.select_related("user").filter(pk=server_id).first()
     if server is None or server.state != State.STOPPING:
         return
+    began = time.monotonic()
     if server.spawner_state:
-        get_spawner().stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+        try:
+            get_spawner().stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+        except Exception:
+            metrics.SERVER_STOP_DURATION_SECONDS.labels(status="failure").observe(
+                time.monotonic() - began
+            )
+            raise
     if Server.objects.filter(pk=server.pk, state=State.STOPPING).update(
         state=State.STOPPED, url="", spawner_state={}, changed=timezone.now()
     ):
+        metrics.SERVER_STOP_DURATION_SECONDS.labels(status="success").observe(
+            time.monotonic() - began
+        )
         ServerEvent.objects.create(server=server, kind=ServerEvent.Kind.STOPPED, message="Stopped")
         revoke_credentials(server)
         if server.name:

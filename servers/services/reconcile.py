@@ -1,39 +1,33 @@
-"""Reconciling the database (what should be) with the spawner (what is):
-pending servers orphaned by a dead worker are finished, running servers whose
-process died become failed, and what the spawner runs for no server is removed."""
+"""Reconciling the database (what should be) with the spawner (what is),
+from the pure plan of scheduler/reconcile.py: running servers whose process
+died become failed (their route goes with them), starts whose worker died
+are enqueued again (the next task takes them over) or, past the start
+timeout, failed and cleaned up, stale stops are finished, and processes that
+carry our marks but that no active row accounts for are stopped; last, the
+backend removes what it runs for no active server (Spawner.cleanup: pods).
+
+Every repair goes through a compare-and-set claim, so two passes at once
+(a second beat started by mistake) repair each thing once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
 
-from servers.models import Server
-from servers.services.claims import mark_failed
-from servers.services.launch import stop_on_spawner
-from servers.spawners import get_spawner
+from hubsite.processes import identity_alive
+from scheduler import reconcile as plan
+from servers import metrics
+from servers.models import Server, ServerEvent
+from servers.services.claims import mark_failed, requeue_start
+from servers.services.launch import stop_leftovers, stop_on_spawner
+from servers.spawners import Spawner, get_spawner
 
+log = logging.getLogger(__name__)
 State = Server.State
-
-
-def expire_stale(*, now: datetime | None = None) -> list[str]:
-    """Servers stuck pending because their worker died: a start older than the
-    start timeout (plus a margin) fails and its process is cleaned up; a stop
-    older than the grace period is finished here. Returns what was done."""
-    now = now or timezone.now()
-    done: list[str] = []
-    start_cutoff = now - timedelta(seconds=settings.HUB_START_TIMEOUT + 30)
-    for server in Server.objects.filter(state=State.STARTING, requested_at__lt=start_cutoff):
-        if server.spawner_state:
-            get_spawner().stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
-        mark_failed(server, "The start did not finish in time (its worker may have died).")
-        done.append(f"failed stale start of {server}")
-    stop_cutoff = now - timedelta(seconds=settings.HUB_STOP_GRACE + 30)
-    for server in Server.objects.filter(state=State.STOPPING, changed__lt=stop_cutoff):
-        stop_on_spawner(server.pk)
-        done.append(f"finished stale stop of {server}")
-    return done
+ACTIVE = [State.STARTING, State.RUNNING, State.STOPPING]
 
 
 def check_alive(server: Server) -> bool:
@@ -56,10 +50,79 @@ def sweep_orphans() -> list[str]:
     return get_spawner().cleanup(list(active), grace=settings.HUB_STOP_GRACE)
 
 
-def reconcile_servers() -> list[str]:
-    """One reconcile pass over every server; returns what was done."""
-    actions = expire_stale()
-    for server in Server.objects.filter(state=State.RUNNING).select_related("user"):
-        if not check_alive(server):
-            actions.append(f"marked {server} failed: its process is gone")
-    return actions + sweep_orphans()
+def timing() -> plan.Timing:
+    return plan.Timing(
+        start_timeout=settings.HUB_START_TIMEOUT,
+        stop_grace=settings.HUB_STOP_GRACE,
+        lease=settings.HUB_SPAWN_LEASE,
+    )
+
+
+def _row(server: Server, spawner: Spawner) -> plan.Row:
+    alive = None
+    if server.state == State.RUNNING and server.spawner_state:
+        alive = spawner.poll(server.spawner_state) is None
+    return plan.Row(
+        server_id=server.pk,
+        username=server.user.username,
+        name=server.name,
+        state=server.state,
+        requested_at=server.requested_at,
+        changed=server.changed,
+        attempt=server.attempt,
+        heartbeat=server.heartbeat,
+        alive=alive,
+        # worker "" means released for the next task (requeued): nobody to be dead
+        worker_alive=identity_alive(server.worker) if server.worker else None,
+    )
+
+
+def reconcile_servers(*, now: datetime | None = None) -> list[str]:
+    """One pass, O(active servers) plus one spawner listing; returns what it
+    did, one line per repair."""
+    now = now or timezone.now()
+    spawner = get_spawner()
+    servers = {s.pk: s for s in Server.objects.filter(state__in=ACTIVE).select_related("user")}
+    rows = [_row(s, spawner) for s in servers.values()]
+    processes = [
+        plan.Process(r.username, r.server_name, r.attempt, r.state) for r in spawner.list_running()
+    ]
+    done = []
+    for action in plan.plan(rows, processes, now, timing()):
+        line = _apply(action, servers, spawner)
+        if line:
+            metrics.RECONCILE_REPAIRS.labels(action=type(action).__name__).inc()
+            done.append(line)
+    return done + sweep_orphans()
+
+
+def _apply(action: plan.Action, servers: dict[int, Server], spawner: Spawner) -> str | None:
+    if isinstance(action, plan.StopOrphan):
+        process = action.process
+        spawner.stop(process.state, grace=settings.HUB_STOP_GRACE)
+        return f"stopped a process of {process.username}/{process.name}: {action.reason}"
+    server = servers[action.server_id]
+    if isinstance(action, plan.MarkDead):
+        if check_alive(server):
+            return None
+        return f"marked {server} failed: {action.reason}"
+    if isinstance(action, plan.FailStart):
+        if server.spawner_state:
+            spawner.stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+        mark_failed(server, action.reason)
+        stop_leftovers(server, spawner, keep_attempt="")
+        return f"failed the stale start of {server}"
+    if isinstance(action, plan.Requeue):
+        if not requeue_start(server, expected_attempt=server.attempt):
+            return None
+        ServerEvent.objects.create(
+            server=server,
+            kind=ServerEvent.Kind.RECONCILED,
+            message=f"Start enqueued again: {action.reason}",
+            actor="reconcile",
+        )
+        return f"enqueued the start of {server} again: {action.reason}"
+    if isinstance(action, plan.FinishStop):
+        stop_on_spawner(server.pk)
+        return f"finished the stale stop of {server}"
+    return None

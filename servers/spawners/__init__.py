@@ -6,9 +6,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from servers.spawners.base import Spawner, SpawnError, SpawnSpec, Started
+from servers.spawners.base import Running, Spawner, SpawnError, SpawnSpec, Started
 
-__all__ = ["SpawnError", "SpawnSpec", "Spawner", "Started", "get_spawner"]
+__all__ = ["Running", "SpawnError", "SpawnSpec", "Spawner", "Started", "get_spawner"]
 
 
 def get_spawner() -> Spawner:

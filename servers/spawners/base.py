@@ -50,6 +50,20 @@ class SpawnSpec:
     default_url: str = "/lab"
     activity_interval: int = 300
     overrides: dict[str, Any] = field(default_factory=dict)
+    # the spawn attempt (servers.Server.attempt) this start belongs to: the
+    # backend marks the process or pod with it so list_running can tell the
+    # current attempt's server from one left by a worker that died
+    attempt: str = ""
+
+
+@dataclass(frozen=True)
+class Running:
+    """A server a backend found running with our marks (Spawner.list_running)."""
+
+    username: str
+    server_name: str
+    attempt: str  # SpawnSpec.attempt of the start that made it ("" if it had none)
+    state: dict[str, Any]  # what stop() and poll() take, like Started.state
 
 
 @dataclass(frozen=True)
@@ -138,4 +152,18 @@ class Spawner(ABC):
     def forget_user(self, username: str) -> list[str]:
         """The user was deleted: release what the backend keeps for them
         beyond their servers (storage), as the operator's policy says."""
+        return []
+
+    def list_running(self) -> list[Running]:
+        """Every server of this hub that is running or starting, found from the
+        backend's own records, not the database: processes recorded in the run
+        dir (local; the Kubernetes backend sweeps its pods in cleanup()). Reconcile stops the
+        ones no active database row accounts for, so a worker killed between
+        launching a server and recording it leaves no orphan.
+
+        Contract: a server is listed from the moment start() launched it
+        (there is no window where it runs unlisted) until stop() or its exit;
+        each entry's `state` works with poll() and stop(); the call is cheap
+        enough to run every reconcile interval (one listing, not one call per
+        server). A backend that cannot list returns [] (no orphan detection)."""
         return []

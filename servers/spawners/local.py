@@ -9,6 +9,15 @@ privileges: address space (RLIMIT_AS, from the profile's mem_limit) and open
 files (RLIMIT_NOFILE); CPU limits need cgroups and are passed only as the
 informational CPU_LIMIT variable.
 
+Which processes are ours: every server, as its first act after fork (before
+any server code runs), writes a record `<run_dir>/servers/<attempt>.json`
+with its pid, start time, user, server name, port and spawn attempt. A server
+therefore never runs unrecorded, even when the worker that launched it is
+killed a moment later; `list_running` reads these records (dropping those
+whose process is gone) and reconcile stops the ones the database does not
+account for. Nothing outside the run dir is trusted (no process-name or
+environment scanning: a forked server's /proc environ is its zygote's).
+
 With `prefork` (HUB_LOCAL_PREFORK), a server is forked from a zygote process
 per user environment that has already imported the server's modules
 (servers/spawners/zygote.py), instead of exec'ing `jupyterhub-singleuser`:
@@ -18,6 +27,7 @@ the exec path: prefork may make a start cheaper, never make it fail.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import resource
@@ -26,14 +36,26 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from servers.spawners import zygote
-from servers.spawners.base import Progress, Spawner, SpawnError, SpawnSpec, Started, hub_environment
-from servers.spawners.zygote import process_start_time  # stdlib-only, shared with the zygote
+from servers.spawners.base import (
+    Progress,
+    Running,
+    Spawner,
+    SpawnError,
+    SpawnSpec,
+    Started,
+    hub_environment,
+)
+from servers.spawners.zygote import (
+    process_start_time,  # stdlib-only, shared with the zygote
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +115,9 @@ class LocalProcessSpawner(Spawner):
         self.default_env = default_env
         self.log_dir = log_dir
         self.allow_root = os.geteuid() == 0 if allow_root is None else allow_root
-        self.zygotes = Zygotes(run_dir or log_dir.parent / "run", log_dir) if prefork else None
+        self.run_dir = run_dir or log_dir.parent / "run"
+        self.records = self.run_dir / "servers"
+        self.zygotes = Zygotes(self.run_dir, log_dir) if prefork else None
 
     def command(self, spec: SpawnSpec) -> list[str]:
         env_dir = Path(spec.user_env or self.default_env)
@@ -122,13 +146,16 @@ class LocalProcessSpawner(Spawner):
         base = self.base_environment(cmd[0], spec.api_url)
         log_path = self.log_dir / f"{spec.username}-{spec.server_name or 'default'}.log"
         limit = parse_bytes(spec.mem_limit) if spec.mem_limit else None
+        attempt = spec.attempt or uuid.uuid4().hex
+        self.records.mkdir(mode=0o700, parents=True, exist_ok=True)
         progress(30, "Starting the Jupyter server process")
         if self.zygotes is not None:
             port = free_port()
             env = self._environment(spec, base, port)
+            record = self._record(spec, attempt, port, log_path)
             try:
                 forked = self.zygotes.spawn(
-                    cmd, base, env, cwd=spec.home, log=log_path, limit=limit
+                    cmd, base, env, cwd=spec.home, log=log_path, limit=limit, record=record
                 )
             except Exception as exc:  # prefork must never fail a start
                 log.warning("prefork start of %s failed (%s): starting by exec", spec.prefix, exc)
@@ -136,10 +163,47 @@ class LocalProcessSpawner(Spawner):
                 if forked is not None:
                     pid, started = forked
                     state = {"pid": pid, "port": port, "started": started, "log": str(log_path)}
-                    return Started(url=f"http://127.0.0.1:{port}", state={**state, "forked": True})
+                    state.update(record=record["path"], forked=True)
+                    return Started(url=f"http://127.0.0.1:{port}", state=state)
         port = free_port()  # a fresh one: a lost zygote reply may have left a child on the last
         env = self._environment(spec, base, port)
-        return self._exec(cmd, env, spec, port, log_path, limit)
+        return self._exec(
+            cmd, env, spec, port, log_path, limit, self._record(spec, attempt, port, log_path)
+        )
+
+    def _record(self, spec: SpawnSpec, attempt: str, port: int, log_path: Path) -> dict[str, Any]:
+        """What the server writes about itself once forked (see the module doc)."""
+        mark = {
+            "username": spec.username,
+            "server_name": spec.server_name,
+            "attempt": attempt,
+            "port": port,
+            "log": str(log_path),
+        }
+        return {"path": str(self.records / f"{attempt}-{port}.json"), "mark": mark}
+
+    def list_running(self) -> list[Running]:
+        found = []
+        for path in sorted(self.records.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                pid, started = int(record["pid"]), record["started"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written (renamed into place when whole), or not ours
+            if process_start_time(pid) != started:
+                path.unlink(missing_ok=True)  # exited: the record goes with it
+                continue
+            state = {"pid": pid, "port": record.get("port"), "started": started}
+            state.update(log=record.get("log", ""), record=str(path))
+            found.append(
+                Running(
+                    username=str(record.get("username", "")),
+                    server_name=str(record.get("server_name", "")),
+                    attempt=str(record.get("attempt", "")),
+                    state=state,
+                )
+            )
+        return found
 
     def _environment(self, spec: SpawnSpec, base: dict[str, str], port: int) -> dict[str, str]:
         env = dict(base)
@@ -155,11 +219,17 @@ class LocalProcessSpawner(Spawner):
         port: int,
         log_path: Path,
         limit: int | None,
+        record: dict[str, Any],
     ) -> Started:
         url = f"http://127.0.0.1:{port}"
-        proc = launch_detached(cmd, env, spec.home, log_path, preexec=lambda: _apply_limits(limit))
+
+        def preexec() -> None:
+            _apply_limits(limit)
+            write_record(record["path"], record["mark"])
+
+        proc = launch_detached(cmd, env, spec.home, log_path, preexec=preexec)
         state = {"pid": proc.pid, "port": port, "started": process_start_time(proc.pid)}
-        state["log"] = str(log_path)
+        state.update(log=str(log_path), record=record["path"])
         return Started(url=url, state=state)
 
     def poll(self, state: dict[str, Any]) -> int | None:
@@ -172,6 +242,13 @@ class LocalProcessSpawner(Spawner):
         return None
 
     def stop(self, state: dict[str, Any], *, grace: float) -> None:
+        try:
+            self._stop(state, grace=grace)
+        finally:
+            if state.get("record") and self.poll(state) is not None:
+                Path(state["record"]).unlink(missing_ok=True)
+
+    def _stop(self, state: dict[str, Any], *, grace: float) -> None:
         if self.poll(state) is not None:
             return
         pid = int(state["pid"])
@@ -183,6 +260,9 @@ class LocalProcessSpawner(Spawner):
             time.sleep(0.05)
         log.warning("server pid %s ignored SIGTERM for %.0fs: killing it", pid, grace)
         _signal_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.poll(state) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def describe_failure(self, state: dict[str, Any]) -> str:
         tail = ""
@@ -230,6 +310,7 @@ class Zygotes:
         cwd: Path,
         log: Path,
         limit: int | None,
+        record: dict[str, Any] | None = None,
     ) -> tuple[int, str | None] | None:
         """Fork a server running CMD: (pid, start time), or None when this
         start cannot go through a zygote (its environment differs where the
@@ -247,6 +328,7 @@ class Zygotes:
             "cwd": str(cwd),
             "log": str(log),
             "rlimit_as": limit,
+            "record": record,
         }
         _key, sock, _lock, _log = self.paths(entrypoint.parent.parent)
         if _read(sock.with_suffix(".failed")) == stamp:

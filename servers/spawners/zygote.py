@@ -144,6 +144,21 @@ def process_start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def write_record(path: str, mark: dict[str, Any]) -> None:
+    """Write, from inside a new server process (after fork, before its code
+    runs), the record that makes it findable by LocalProcessSpawner.list_running:
+    MARK plus this process's pid and start time, renamed into place whole."""
+    pid = os.getpid()
+    data = json.dumps({**mark, "pid": pid, "started": process_start_time(pid)})
+    partial = f"{path}.{pid}.part"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+
+
 # --- the zygote -------------------------------------------------------------------------
 
 
@@ -397,6 +412,14 @@ class Zygote:
         limit = request.get("rlimit_as")
         if limit is not None and (not isinstance(limit, int) or limit <= 0):
             raise ValueError("rlimit_as must be a positive integer or null")
+        record = request.get("record")
+        if record is not None and not (
+            isinstance(record, dict)
+            and isinstance(record.get("path"), str)
+            and record["path"].startswith("/")
+            and isinstance(record.get("mark"), dict)
+        ):
+            raise ValueError("record must be {path: absolute path, mark: object} or null")
         missing = [key for key in SUBSTITUTED if not env.get(key)]
         if missing:
             raise ValueError(f"environment lacks {', '.join(missing)}")
@@ -419,6 +442,8 @@ class Zygote:
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             os.setsid()
+            if request.get("record"):
+                write_record(request["record"]["path"], request["record"]["mark"])
             conn.close()
             if self.listener is not None:
                 self.listener.close()

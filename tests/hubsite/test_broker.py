@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from kombu import Connection
 
 TRANSPORT = "hubsite.broker:Transport"
@@ -13,7 +18,12 @@ PER_PUBLISHER = 300
 
 
 def _options(folder: Path) -> dict[str, object]:
-    return {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0}
+    return {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "unacked_folder": f"{folder}-unacked",
+        "polling_interval": 0,
+    }
 
 
 def _publish(folder: str, publisher: int) -> None:
@@ -63,3 +73,70 @@ def test_the_apps_broker_connection_logs_no_hostname_warning(caplog):
         conn._info()  # where kombu decides about the hostname
         conn.clone().release()
     assert not [r for r in caplog.records if "No hostname" in r.getMessage()]
+
+
+def _take_and_die(folder: str, ready: Any) -> None:
+    """A consumer that takes one message and is killed before acking it."""
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(Path(folder))
+    ) as conn:
+        message = conn.SimpleQueue("spawns").get(timeout=10)
+        ready.put(message.payload)
+        time.sleep(60)  # killed here, never acks
+
+
+def test_a_message_taken_by_a_killed_consumer_is_delivered_again(tmp_path):
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(tmp_path)
+    ) as conn:
+        conn.SimpleQueue("spawns").put({"spawn": 1})
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    taker = ctx.Process(target=_take_and_die, args=(str(tmp_path), ready))
+    taker.start()
+    assert ready.get(timeout=30) == {"spawn": 1}
+    os.kill(taker.pid, signal.SIGKILL)
+    taker.join()
+    killed = time.monotonic()
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(tmp_path)
+    ) as conn:
+        message = conn.SimpleQueue("spawns").get(timeout=10)
+        print(f"\nredelivered {time.monotonic() - killed:.2f}s after the consumer was killed")
+        assert message.payload == {"spawn": 1}
+        message.ack()
+    assert list(Path(f"{tmp_path}-unacked").iterdir()) == []
+
+
+def test_an_acked_message_is_gone_and_a_rejected_one_comes_back(tmp_path):
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(tmp_path)
+    ) as conn:
+        queue = conn.SimpleQueue("spawns")
+        queue.put({"n": 1})
+        queue.put({"n": 2})
+        first = queue.get(timeout=5)
+        first.ack()
+        second = queue.get(timeout=5)
+        assert second.payload == {"n": 2}
+        second.reject(requeue=True)
+        again = queue.get(timeout=5)
+        assert again.payload == {"n": 2}
+        again.ack()
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.2)
+
+
+def test_a_live_consumers_claim_waits_for_the_visibility_timeout(tmp_path):
+    options = _options(tmp_path)
+    with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as mine:
+        queue = mine.SimpleQueue("spawns")
+        queue.put({"n": 1})
+        held = queue.get(timeout=5)
+        other = Connection("filesystem://", transport=TRANSPORT, transport_options=options)
+        with other, pytest.raises(other.SimpleQueue("spawns").Empty):
+            other.SimpleQueue("spawns").get(timeout=1.5)
+        expired = {**options, "visibility_timeout": 0}
+        with Connection("filesystem://", transport=TRANSPORT, transport_options=expired) as other:
+            assert other.SimpleQueue("spawns").get(timeout=5).payload == {"n": 1}
+        held.ack()
