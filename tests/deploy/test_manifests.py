@@ -559,7 +559,7 @@ def test_secrets_reach_the_hub_as_files_only(render_variant, variant):
 
 
 def test_the_configmap_sets_only_variables_the_code_reads(render_variant):
-    code = (kustomize.ROOT / "hubsite" / "settings.py").read_text()
+    code = "".join(p.read_text() for p in (kustomize.ROOT / "hubsite").glob("*.py"))
     code += "".join(p.read_text() for p in (kustomize.ROOT / "routing" / "router").glob("*.py"))
     config = find(render_variant("production"), "ConfigMap", "hub-config")["data"]
     unread = [key for key in config if f'"{key}"' not in code]
