@@ -279,6 +279,11 @@ def test_signup_to_jupyterlab_in_the_browser(
     ProfileFactory(slug="standard", display_name="Standard environment", default=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(journey, router.url).result()
+    # the journey ends by stopping the server from the home page: the pod is
+    # gone, its claim stays for the next start
     server = Server.objects.get(user__username="newbie", name="")
-    assert server.state == State.RUNNING
-    assert kube.core.read_namespaced_pod("jupyter-newbie", kube.namespace).status.phase == "Running"
+    assert server.state == State.STOPPED
+    kinds = list(server.events.order_by("id").values_list("kind", flat=True))
+    assert "ready" in kinds and kinds[-2:] == ["stop_requested", "stopped"]
+    assert pod_or_none(kube, naming.pod_name("newbie", "")) is None
+    assert claim_exists(kube, "newbie")
