@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
 
-.PHONY: run test lint format deps clean
+.PHONY: run test lint format deps clean system-deps
 
 deps: $(VENV)/.installed $(USER_VENV)/.installed
 
@@ -22,7 +22,7 @@ $(USER_VENV)/.installed: requirements-user.txt
 	$(USER_VENV)/bin/pip install --quiet -r requirements-user.txt
 	touch $@
 
-run: deps
+run: deps system-deps
 	$(VENV)/bin/python manage.py migrate --verbosity 0
 	$(VENV)/bin/python manage.py ensure_admin
 	@echo ""
@@ -30,8 +30,14 @@ run: deps
 	@echo ""
 	$(VENV)/bin/honcho start
 
+# bubblewrap isolates local servers (servers/spawners/isolation.py); installed
+# when missing and we may (root), else the hub's system check names it.
+system-deps:
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps
+test: deps system-deps
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

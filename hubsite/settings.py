@@ -228,6 +228,12 @@ HUB_LOCAL_MEM_LIMIT = env_str("HUB_LOCAL_MEM_LIMIT", "")
 # fork local servers from a per-environment process with the server's modules
 # already imported (servers/spawners/zygote.py); false = exec every server
 HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)
+# local servers kept from the hub's data and each other (servers/spawners/isolation.py):
+# auto = own system account per user as root, bubblewrap sandbox otherwise
+HUB_LOCAL_ISOLATION = env_choice(
+    "HUB_LOCAL_ISOLATION", "auto", ("auto", "users", "sandbox", "none")
+)
+HUB_LOCAL_ACCOUNT_PREFIX = env_str("HUB_LOCAL_ACCOUNT_PREFIX", "hub-")
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
 
