@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.internal.stagekit import clear_login
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -32,8 +31,9 @@ class HubAccountAdapter(DefaultAccountAdapter):
         refused = super().pre_login(request, user, **kwargs)
         if refused is not None or getattr(user, "is_approved", True):
             return refused
-        # the same clean-up allauth does for inactive users: no half-login stays behind
-        clear_login(request)
+        # no half-login stays behind (allauth's stashed login, authentication
+        # records): the visitor is anonymous, so the whole session can go
+        request.session.flush()
         signup = bool(kwargs.get("signup"))
         context = {"username": user.get_username(), "just_signed_up": signup}
         # a fresh sign-up succeeded (200); a login attempt was refused (403)

@@ -4,18 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import scopes as sc
 from accounts import tokens
 from accounts.identity import user_scopes
 from accounts.models import ApiToken, Group, User
+from accounts.validators import validate_username
 
 
 class TokenScopeError(ValueError):
     """Requested scopes the owner does not hold or that do not exist."""
+
+
+class AccountRefused(ValueError):
+    """A change to users or groups that breaks a rule (bad name, servers running);
+    the API answers 400 with the message."""
+
+
+class AlreadyExists(ValueError):
+    """The user or group to create exists already (the API answers 409)."""
+
+
+def is_valid_name(name: str) -> bool:
+    """Users and groups follow the same rule (a URL segment, a directory)."""
+    try:
+        validate_username(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def issue_token(
@@ -80,6 +101,36 @@ def create_user(username: str, *, admin: bool = False, approved: bool = True) ->
     return user
 
 
+def create_users(names: Iterable[str], *, admin: bool = False) -> list[User]:
+    """Create all or none: one bad or taken name and nothing is created."""
+    names = list(names)
+    invalid = [n for n in names if not is_valid_name(n)]
+    if invalid:
+        label = "Invalid username" if len(invalid) == 1 else "Invalid usernames"
+        raise AccountRefused(f"{label}: {', '.join(invalid)}")
+    taken = User.objects.filter(username__in=names).values_list("username", flat=True).first()
+    if taken:
+        raise AlreadyExists(f"User {taken} already exists")
+    try:
+        with transaction.atomic():
+            return [create_user(name, admin=admin) for name in names]
+    except IntegrityError:
+        raise AlreadyExists("User already exists") from None
+
+
+def rename_user(user: User, new_name: str) -> None:
+    """JupyterHub's rules: a free, valid name, and no server running (their
+    URLs, tokens and OAuth clients carry the old name)."""
+    if User.objects.filter(username=new_name).exists():
+        raise AccountRefused(f"User {new_name} already exists, username must be unique")
+    if user.servers.active().exists():
+        raise AccountRefused(f"Stop {user.username}'s servers before renaming the user")
+    if not is_valid_name(new_name):
+        raise AccountRefused(f"Invalid username: {new_name}")
+    user.username = new_name
+    user.save(update_fields=["username"])
+
+
 def set_admin(user: User, admin: bool) -> None:
     """The hub admin flag is Django's superuser flag; staff follows so /hub/admin works."""
     user.is_superuser = admin
@@ -104,3 +155,35 @@ def set_group_members(group: Group, usernames: Iterable[str], *, add: bool) -> l
     else:
         group.members.remove(*found)
     return []
+
+
+@transaction.atomic
+def create_groups(
+    names: Iterable[str], *, members: Iterable[User] = (), properties: Any = None
+) -> list[Group]:
+    """Create all or none, each with the same members and properties."""
+    names = list(names)
+    if properties is not None and not isinstance(properties, dict):
+        raise AccountRefused("properties must be a JSON dict")
+    invalid = next((n for n in names if not is_valid_name(n)), None)
+    if invalid is not None:
+        raise AccountRefused(f"Invalid group name: {invalid}")
+    taken = Group.objects.filter(name__in=names).values_list("name", flat=True).first()
+    if taken:
+        raise AlreadyExists(f"Group {taken} already exists")
+    members = list(members)
+    groups = []
+    for name in names:
+        group = Group.objects.create(name=name, properties=properties or {})
+        group.members.add(*members)
+        groups.append(group)
+    return groups
+
+
+def set_group_properties(group: Group, properties: dict[str, Any]) -> None:
+    group.properties = properties
+    group.save(update_fields=["properties"])
+
+
+def delete_group(group: Group) -> None:
+    group.delete()

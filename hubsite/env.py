@@ -7,10 +7,11 @@ so every reader raises ImproperlyConfigured on a value it does not understand.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from routing.hostnames import is_dns_name
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -72,9 +73,6 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
 def env_dns_name(name: str) -> str:
     """A DNS name such as hub.example.org, lowercased, without a trailing dot;
     "" when unset. Anything else (a URL, a port, an underscore) is an error:
@@ -83,8 +81,7 @@ def env_dns_name(name: str) -> str:
     value = raw.strip().lower().rstrip(".")
     if not value:
         return ""
-    labels = value.split(".")
-    if len(value) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+    if not is_dns_name(value):
         raise ImproperlyConfigured(
             f"{name} must be a DNS name such as hub.example.org, "
             f"without scheme, port or path (got {raw!r})"

@@ -217,14 +217,12 @@ CELERY_TIMEZONE = "UTC"
 # --- spawning -----------------------------------------------------------------
 HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local",))
 HUB_START_TIMEOUT = env_float("HUB_START_TIMEOUT", 120.0, minimum=1.0)
-HUB_HTTP_TIMEOUT = env_float("HUB_HTTP_TIMEOUT", 60.0, minimum=1.0)
 HUB_STOP_GRACE = env_float("HUB_STOP_GRACE", 10.0, minimum=0.0)
 HUB_CONCURRENT_SPAWN_LIMIT = env_int("HUB_CONCURRENT_SPAWN_LIMIT", 100, minimum=0)
 HUB_NAMED_SERVER_LIMIT = env_int("HUB_NAMED_SERVER_LIMIT", 5, minimum=0)
 HUB_ALLOW_NAMED_SERVERS = env_bool("HUB_ALLOW_NAMED_SERVERS", True)
 HUB_DEFAULT_USER_ENV = env_str("HUB_DEFAULT_USER_ENV", str(BASE_DIR / ".venv-user"))
 HUB_HOMES_DIR = Path(env_str("HUB_HOMES_DIR", str(HUB_DATA_DIR / "homes"))).resolve()
-HUB_LOCAL_MEM_LIMIT = env_str("HUB_LOCAL_MEM_LIMIT", "")
 # fork local servers from a per-environment process with the server's modules
 # already imported (servers/spawners/zygote.py); false = exec every server
 HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)

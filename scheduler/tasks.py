@@ -2,7 +2,8 @@
 
 acks_late + reject_on_worker_lost: a worker that dies mid-task leaves the
 message to be redelivered; the compare-and-set transitions in servers.services
-make the second run harmless."""
+make the second run harmless. servers.services sends these by name
+(services.SPAWN_TASK, STOP_TASK) and never imports this module."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import logging
 from celery import shared_task
 
 from servers import services
-from servers.models import Server
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,7 @@ def reconcile_servers() -> int:
     """The database is the truth: running servers whose process died become
     failed (their route goes with them), and pending servers orphaned by a
     dead worker are finished. Each action is logged at WARNING."""
-    actions = services.expire_stale()
-    for server in Server.objects.filter(state=Server.State.RUNNING).select_related("user"):
-        if not services.check_alive(server):
-            actions.append(f"marked {server} failed: its process is gone")
+    actions = services.reconcile_servers()
     for action in actions:
         log.warning("reconcile: %s", action)
     return len(actions)

@@ -14,21 +14,18 @@ sends `/user/<name>/` of any other name to the hub's page
 (routing/router/edges.py, SubdomainRouting). So such a user has no host
 (`user_host` is ""), and `is_hostless` lets the hub refuse to start a server
 nobody could reach, instead of escaping names the router would answer 404 for.
-DNS_LABEL is the router's rule; tests/servers/test_subdomains.py keeps them equal.
+is_dns_label is the router's own rule (routing/hostnames.py).
 """
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
-DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+from routing.hostnames import is_dns_label
 
-
-def is_dns_label(name: str) -> bool:
-    return bool(DNS_LABEL.match(name))
+__all__ = ["absolute_url", "browser_url", "hub_host", "is_dns_label", "is_hostless", "user_host"]
 
 
 def is_hostless(username: str) -> bool:

@@ -160,13 +160,9 @@ def _start(
     options = form.user_options()
     if options is None:
         return _render_spawn(request, placeholder, form, status=400)
-    created = server is None
-    server = server or services.get_or_create_server(owner, name)
     try:
-        services.request_start(server, by=request.user.username, user_options=options)
+        server = services.start_server(owner, name, by=request.user.username, user_options=options)
     except services.StartRefused as exc:
-        if created:
-            server.delete()  # a refused first start leaves no empty named server behind
         form.errors.append(str(exc))
         return _render_spawn(request, placeholder, form, status=exc.status)
     next_url = _safe_next(request.POST.get("next", ""), server.prefix)

@@ -7,12 +7,12 @@ or not the target exists; with it, a missing target is 404."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
@@ -35,7 +35,6 @@ from accounts.api.base import (
 from accounts.api.errors import Conflict
 from accounts.identity import Identity, user_scopes
 from accounts.models import ApiToken, Group, User
-from accounts.validators import validate_username
 from hubsite.middleware import JUPYTERHUB_VERSION
 from servers import services as server_services
 from servers.models import Server
@@ -144,19 +143,17 @@ class UserView(HubAPIView):
         new_name = body.get("name", user.username)
         if not isinstance(new_name, str):
             raise exceptions.ParseError("name must be a string")
+        admin = _flag(body, "admin") if "admin" in body else None
         if new_name != user.username:
-            _rename(user, new_name)
-        if "admin" in body:
-            services.set_admin(user, _flag(body, "admin"))
+            with _refusals():
+                services.rename_user(user, new_name)
+        if admin is not None:
+            services.set_admin(user, admin)
         return Response(out.user_model(user, self.access))
 
     def delete(self, request: Request, name: str) -> Response:
         self.access.require_user(name, "delete:users", groups=user_groups(name))
-        user = find_user(name)
-        by = self.identity.name
-        for server in user.servers.active():
-            server_services.stop_now(server, by=by)
-        user.delete()
+        server_services.delete_user(find_user(name), by=self.identity.name)
         return Response(status=204)
 
 
@@ -256,11 +253,10 @@ class GroupListView(HubAPIView):
         if not names or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise exceptions.ParseError("Must specify at least one group to create")
         members = _users_named(body.get("users", []))
-        taken = Group.objects.filter(name__in=names).values_list("name", flat=True).first()
-        if taken:
-            raise Conflict(f"Group {taken} already exists")
-        with transaction.atomic():
-            created = [_create_group(n, members, body.get("properties")) for n in names]
+        with _refusals():
+            created = services.create_groups(
+                names, members=members, properties=body.get("properties")
+            )
         return Response([out.group_model(g, self.access) for g in created], status=201)
 
 
@@ -274,15 +270,15 @@ class GroupView(HubAPIView):
         self.access.require(self.access.is_unfiltered("admin:groups"), "admin:groups")
         body = self.json_dict()
         members = _users_named(body.get("users", []))
-        if Group.objects.filter(name=name).exists():
-            raise Conflict(f"Group {name} already exists")
-        with transaction.atomic():
-            group = _create_group(name, members, body.get("properties"))
+        with _refusals():
+            (group,) = services.create_groups(
+                [name], members=members, properties=body.get("properties")
+            )
         return Response(out.group_model(group, self.access), status=201)
 
     def delete(self, request: Request, name: str) -> Response:
         self.access.require(self.access.on_group("delete:groups", name), "delete:groups")
-        _find_group(name).delete()
+        services.delete_group(_find_group(name))
         return Response(status=204)
 
 
@@ -312,8 +308,7 @@ class GroupPropertiesView(HubAPIView):
         body = self.json_body(default=None)
         if not isinstance(body, dict):
             raise exceptions.ParseError("group properties must be a JSON dict")
-        group.properties = body
-        group.save(update_fields=["properties"])
+        services.set_group_properties(group, body)
         return Response(out.group_model(group, self.access))
 
 
@@ -351,34 +346,19 @@ def _flag(body: dict[str, Any], key: str) -> bool:
 
 
 def _create_users(names: list[str], *, admin: bool) -> list[User]:
-    invalid = [n for n in names if not _valid_username(n)]
-    if invalid:
-        label = "Invalid username" if len(invalid) == 1 else "Invalid usernames"
-        raise exceptions.ParseError(f"{label}: {', '.join(invalid)}")
+    with _refusals():
+        return services.create_users(names, admin=admin)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """accounts.services' refusals as JupyterHub's status codes."""
     try:
-        with transaction.atomic():
-            return [services.create_user(name, admin=admin) for name in names]
-    except IntegrityError:
-        raise Conflict("User already exists") from None
-
-
-def _valid_username(name: str) -> bool:
-    try:
-        validate_username(name)
-    except DjangoValidationError:
-        return False
-    return True
-
-
-def _rename(user: User, new_name: str) -> None:
-    if User.objects.filter(username=new_name).exists():
-        raise exceptions.ParseError(f"User {new_name} already exists, username must be unique")
-    if user.servers.active().exists():
-        raise exceptions.ParseError(f"Stop {user.username}'s servers before renaming the user")
-    if not _valid_username(new_name):
-        raise exceptions.ParseError(f"Invalid username: {new_name}")
-    user.username = new_name
-    user.save(update_fields=["username"])
+        yield
+    except services.AccountRefused as exc:
+        raise exceptions.ParseError(str(exc)) from None
+    except services.AlreadyExists as exc:
+        raise Conflict(str(exc)) from None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -466,13 +446,3 @@ def _users_named(names: Any) -> list[User]:
     if missing:
         raise exceptions.ParseError(f"Unknown users: {', '.join(missing)}")
     return users
-
-
-def _create_group(name: str, members: list[User], properties: Any) -> Group:
-    if properties is not None and not isinstance(properties, dict):
-        raise exceptions.ParseError("properties must be a JSON dict")
-    if not _valid_username(name):
-        raise exceptions.ParseError(f"Invalid group name: {name}")
-    group = Group.objects.create(name=name, properties=properties or {})
-    group.members.add(*members)
-    return group

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from routing.router import edges as edge
+from routing.router.sockets import reserve_port
 
 log = logging.getLogger("routing.router")
 
@@ -119,20 +120,6 @@ def read_token(token_file: str | None) -> str:
 
 
 # --- supervisor (no mitmproxy import here) --------------------------------------------
-
-
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Bind (without listening) with SO_REUSEPORT: resolves port 0, fails early if
-    the port is taken by something else, and keeps it ours while workers start.
-
-    The protocol must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on
-    sockets whose proto says TCP, and without it every streamed response (headers
-    and body are separate writes) waited ~40 ms for the client's delayed ACK."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -241,7 +228,10 @@ async def serve(config: Config, sock: socket.socket) -> None:
     server_addon = proxyserver.Proxyserver()
     edges = edge.EdgeWorker(config.edges, config.host, supervised=config.ready_fd is not None)
     proxy.addons.add(
-        server_addon, *edges.addons_before(), RouterAddon(sync, upstream), *edges.addons_after()
+        server_addon,
+        *edges.addons_before(),
+        RouterAddon(sync, upstream, connect_timeout=config.edges.connect_timeout),
+        *edges.addons_after(),
     )
     # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
     opts.update(

@@ -16,11 +16,12 @@ tests/routing/test_mitmproxy_pins.py):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
 from mitmproxy import http
-from mitmproxy.proxy import layer, layers
+from mitmproxy.proxy import layer, layers, server_hooks
 from mitmproxy.proxy.layers.http import HTTPMode
 
 from routing.router.client import RouteSync
@@ -38,10 +39,52 @@ class Upstream:
 
 
 class RouterAddon:
-    def __init__(self, sync: RouteSync, hub: Upstream) -> None:
+    def __init__(self, sync: RouteSync, hub: Upstream, *, connect_timeout: float = 10.0) -> None:
         self.sync = sync
         self.table = sync.table
         self.hub = hub
+        self.connect_timeout = connect_timeout
+        self._targets: dict[tuple[str, int], Route] = {}  # address -> route it was for
+
+    # --- upstream connections (mitmproxy's public server_connect hook) --------------
+
+    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Before mitmproxy connects to a server: make sure it answers, within the
+        connect timeout. A route's target that refuses may be a stale route (the
+        server restarted on a new port since the last sync): look it up again at
+        the hub and connect to the new target instead, as the relay does. What
+        cannot be reached is refused here, and mitmproxy answers 502."""
+        server = data.server
+        address = server.address
+        why = await self._reachable(address)
+        if why is None:
+            return
+        stale = self._targets.get(address)
+        if stale is not None:
+            route = await self.sync.recheck(stale)
+            fresh = (route.host, route.port) if route is not None else None
+            if route is not None and route.scheme == stale.scheme and fresh != address:
+                again = await self._reachable(fresh)
+                if again is None:
+                    server.address = fresh
+                    self._targets[fresh] = route
+                    return
+                why = again
+            elif route is None:
+                why = f"{why}; the hub has no server for {stale.prefix} now"
+        server.error = f"cannot reach {address[0]}:{address[1]}: {why}"
+
+    async def _reachable(self, address: tuple[str, int]) -> str | None:
+        """None when ADDRESS accepts a connection in time, else why not."""
+        try:
+            connecting = asyncio.open_connection(*address)
+            _, writer = await asyncio.wait_for(connecting, self.connect_timeout)
+        except TimeoutError:
+            return f"connect timed out after {self.connect_timeout:g} s"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        writer.close()
+        return None
 
     # --- connection setup -------------------------------------------------------------
 
@@ -80,6 +123,11 @@ class RouterAddon:
         data = flow.request.data
         data.scheme, data.host, data.port = route.scheme.encode(), route.host, route.port
         flow.metadata[_ROUTE_KEY] = route.prefix
+        targets = self._targets
+        if targets.get((route.host, route.port)) is not route:
+            if len(targets) > 10_000:
+                targets.clear()
+            targets[(route.host, route.port)] = route
         self.sync.touch(route.prefix)
         self._forwarded(flow)
 

@@ -135,6 +135,8 @@ class RouteSync:
     _last_full: float = float("-inf")
     _negative: dict[str, float] = field(default_factory=dict)
     _inflight: dict[tuple[str, str], asyncio.Future[Route | None]] = field(default_factory=dict)
+    _rechecks: dict[str, asyncio.Future[Route | None]] = field(default_factory=dict)
+    _rechecked: dict[str, tuple[float, Route | None]] = field(default_factory=dict)
     activity: dict[str, float] = field(default_factory=dict)
 
     # --- table sync -----------------------------------------------------------------
@@ -214,6 +216,52 @@ class RouteSync:
         except (HubUnavailable, KeyError, TypeError, ValueError):
             return None
         self.table.set(route)
+        return route
+
+    async def recheck(self, stale: Route) -> Route | None:
+        """STALE's target refused the connection: is the table behind the hub?
+
+        The table can lag the hub by up to one sync interval, and a server that
+        stopped and started again inside it listens on a new port while the
+        table still has the old one. So ask the hub for STALE's prefix now,
+        bypassing the table and the negative cache, and put the answer in the
+        table: the hub's current route (maybe STALE itself: the server is down
+        and the hub does not know yet), or None when the hub has no server
+        there (the route is dropped). Hub unreachable: STALE, as the table says.
+        Concurrent rechecks of one prefix share one call, and an answer is
+        reused for `negative_ttl`, so a dead server costs the hub little."""
+        prefix = stale.prefix
+        now = self.clock()
+        remembered = self._rechecked.get(prefix)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        pending = self._rechecks.get(prefix)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Route | None] = asyncio.get_running_loop().create_future()
+        self._rechecks[prefix] = future
+        route: Route | None = stale
+        try:
+            route = await self._current(stale)
+        finally:
+            del self._rechecks[prefix]
+            future.set_result(route)  # waiters never hang, even on cancellation
+        if len(self._rechecked) > 10_000:
+            self._rechecked = {p: r for p, r in self._rechecked.items() if r[0] > now}
+        self._rechecked[prefix] = (now + self.policy.negative_ttl, route)
+        return route
+
+    async def _current(self, stale: Route) -> Route | None:
+        try:
+            found = await asyncio.to_thread(self.client.lookup, stale.prefix)
+            route = parse_route(*found) if found is not None else None
+        except (HubUnavailable, KeyError, TypeError, ValueError) as exc:
+            log.warning("cannot recheck the route of %s: %s", stale.prefix, exc)
+            return stale
+        if route is None or route.prefix != stale.prefix:
+            self.table.remove(stale.prefix)
+        if route is not None:
+            self.table.set(route)
         return route
 
     def forget_miss(self, user: str) -> None:

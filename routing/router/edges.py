@@ -40,9 +40,11 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+from routing.hostnames import is_dns_label, is_dns_name
+from routing.router.sockets import reserve_port
+
 log = logging.getLogger("routing.router")
 
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$")
 
 
@@ -162,7 +164,7 @@ def from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Edge
     subdomain = None
     if args.subdomain_host:
         subdomain = args.subdomain_host.strip().lower().rstrip(".")
-        if not all(_DNS_LABEL.match(label) for label in subdomain.split(".")):
+        if not is_dns_name(subdomain):
             parser.error(f"--subdomain-host must be a DNS name, not {args.subdomain_host!r}")
     metrics_host, metrics_port = None, 0
     if args.metrics_listen:
@@ -194,14 +196,6 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return context
 
 
-def _reuseport_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
 # --- supervisor side ------------------------------------------------------------------
 
 
@@ -217,7 +211,7 @@ class EdgeSupervisor:
         self.board: Any = None
         self.server: Any = None
         if edges.redirect_port is not None:
-            self.redirect = _reuseport_socket(host, edges.redirect_port)
+            self.redirect = reserve_port(host, edges.redirect_port)
         if edges.metrics:
             self.board = metrics.Board.create(workers)
             sock = metrics.listen_metrics(edges.metrics_host or host, edges.metrics_port)
@@ -340,7 +334,7 @@ class EdgeWorker:
         if self.metrics_server is not None:
             _say(f"router metrics on http://{self.edges.metrics_host}:{self.metrics_server.port}")
         if self.edges.redirect_port is not None:
-            sock = _reuseport_socket(self.host, self.edges.redirect_port)
+            sock = reserve_port(self.host, self.edges.redirect_port)
             sock.listen(256)
             handler = _redirect_handler(public_port)
             tasks.append(loop.create_task(_serve_redirects(sock, handler)))
@@ -437,7 +431,7 @@ class SubdomainRouting:
                 )
                 raise exceptions.AddonHalt
             return  # the user's own host: RouterAddon routes it
-        if _DNS_LABEL.match(where.user):
+        if is_dns_label(where.user):
             location = f"{self.scheme}://{where.user}{self.suffix}{port}{request.path}"
             flow.response = http.Response.make(302, b"", {"Location": location})
             raise exceptions.AddonHalt

@@ -40,7 +40,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from routing.router.table import PathKind, classify
+from routing.router.table import PathKind, Route, classify
 
 log = logging.getLogger("routing.router")
 
@@ -54,6 +54,8 @@ _METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _DROPPED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 _NO_BODY_STATUS = (204, 304)
+# may be sent again after a connection closed without an answer (RFC 9110 9.2.2)
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 _REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 502: b"Bad Gateway"}
 
 Handoff = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -216,6 +218,9 @@ class ClientSide(asyncio.Protocol):
         self.keep_alive = True
         self.paused = False
         self.prefix: str | None = None  # the route of the current request (activity)
+        self.route: Route | None = None  # where the current request went (None: the hub)
+        self.rechecked = False  # its route was looked up again after a refused connect
+        self.replayable = False  # the head is the whole request (no body)
         self.started = 0.0
         self.method = b""
         self.head = b""  # the forwarded head of the current request (one retry)
@@ -367,7 +372,7 @@ class ClientSide(asyncio.Protocol):
         # the body is forwarded once the head has gone out (after a lookup, maybe)
         self.pending_body = ChunkedBody() if chunked else LengthBody(length) if length else None
         if where.kind == PathKind.HUB:
-            self.forward(lines, request_line, relay.hub_address, None, True)
+            self.forward(lines, request_line, None)
             return
         serves_here = relay.serves_here
         if serves_here and not serves_here(host.decode("latin-1"), where.user):
@@ -382,7 +387,7 @@ class ClientSide(asyncio.Protocol):
             self.unread(lines, request_line)
             self.hand_off()  # mitmproxy speaks TLS to this server
         else:
-            self.forward(lines, request_line, (route.host, route.port), route.prefix, False)
+            self.forward(lines, request_line, route)
 
     async def _resolve(
         self, lines: list[bytes], request_line: bytes, user: str, segment: str, target: bytes
@@ -399,11 +404,9 @@ class ClientSide(asyncio.Protocol):
         if self.closed:
             return
         if route is not None and route.scheme == "http":
-            self.forward(lines, request_line, (route.host, route.port), route.prefix, False)
+            self.forward(lines, request_line, route)
         elif route is None:
-            method, _, rest = request_line.partition(b" ")
-            hub_line = method + b" /hub" + rest
-            self.forward(lines, hub_line, self.relay.hub_address, None, True)
+            self.forward(lines, _to_hub_page(request_line), None)
         else:
             self.unread(lines, request_line)
             self.hand_off()
@@ -417,28 +420,27 @@ class ClientSide(asyncio.Protocol):
         self.busy = False
         self.body = None
 
-    def forward(
-        self,
-        lines: list[bytes],
-        request_line: bytes,
-        address: tuple[str, int],
-        prefix: str | None,
-        to_hub: bool,
-    ) -> None:
-        """Send the head (and any body bytes already read) to ADDRESS."""
+    def forward(self, lines: list[bytes], request_line: bytes, route: Route | None) -> None:
+        """Send the head (and any body bytes already read) to ROUTE's server, or
+        to the hub when ROUTE is None."""
         lines[0] = request_line
         head = b"\r\n".join(lines) + b"\r\n"
         relay = self.relay
-        self.prefix = prefix
-        if prefix is not None:
-            relay.sync.touch(prefix)
+        self.route = route
+        self.rechecked = False
+        if route is None:
+            address, to_hub, self.prefix = relay.hub_address, True, None
+        else:
+            address, to_hub, self.prefix = (route.host, route.port), False, route.prefix
+            relay.sync.touch(route.prefix)
         self.body = self.pending_body
         self.head = head
+        self.replayable = self.body is None
         upstream = self.upstream
         if upstream is not None and (upstream.address != address or upstream.lost):
             upstream.close()
             upstream = None
-        self.retry = upstream is not None and self.body is None  # a reused socket may be closing
+        self.retry = upstream is not None and self.replayable  # a reused socket may be closing
         if upstream is None:
             upstream = self.upstream = UpstreamSide(self, address, to_hub)
             upstream.connect()
@@ -449,6 +451,47 @@ class ClientSide(asyncio.Protocol):
         if self.body is not None and self.buf:
             self._forward_buffered_body()
         self._hold_back()
+
+    def recheck_route(self, replay: bytes, why: str) -> bool:
+        """The current request's server could not be reached (REPLAY: every byte
+        of the request that was meant for it). The table may be behind the hub
+        (a server restarted on a new port since the last sync): look the route
+        up again at the hub and send REPLAY to the new target, once per request.
+        False when there is nothing to recheck (a hub request, or done already)."""
+        stale = self.route
+        if stale is None or self.rechecked or self.closed:
+            return False
+        self.rechecked = True
+        self.upstream = None
+        self._pause()
+        self.relay.spawn(self._recheck(stale, replay, why))
+        return True
+
+    async def _recheck(self, stale: Route, replay: bytes, why: str) -> None:
+        try:
+            route = await self.relay.sync.recheck(stale)
+        except Exception as exc:  # never leave the client hanging on a lookup
+            log.warning("route recheck for %s failed: %s", stale.prefix, exc)
+            route = stale
+        if self.closed:
+            return
+        if route is None:  # the hub has no server there now: its page says so
+            address, to_hub, self.prefix = self.relay.hub_address, True, None
+            replay = _to_hub_page(replay)
+        elif route.scheme != "http" or (route.host, route.port) == (stale.host, stale.port):
+            self.fail(502, f"Bad gateway: cannot reach the server of {stale.prefix}: {why}")
+            return
+        else:
+            address, to_hub, self.prefix = (route.host, route.port), False, route.prefix
+        self.route = route
+        self.retry = False
+        upstream = self.upstream = UpstreamSide(self, address, to_hub)
+        upstream.connect()
+        upstream.expect_response()
+        upstream.write(replay)
+        if self.body is not None and self.buf:
+            self._forward_buffered_body()
+        self._resume()
 
     def _pause(self) -> None:
         if not self.paused:
@@ -577,6 +620,13 @@ class ClientSide(asyncio.Protocol):
         self.relay.spawn(self.relay.handoff(reader, writer))
 
 
+def _to_hub_page(head: bytes) -> bytes:
+    """`GET /user/x/... HTTP/1.1...` -> `GET /hub/user/x/...`: the hub's page for
+    a user path no server answers (it says whether the server runs, or starts)."""
+    method, _, rest = head.partition(b" ")
+    return method + b" /hub" + rest
+
+
 class UpstreamSide(asyncio.Protocol):
     """The router's connection to one server (or the hub) for one client connection."""
 
@@ -619,6 +669,9 @@ class UpstreamSide(asyncio.Protocol):
         client = self.client
         self.lost = True
         if client.upstream is self:
+            sent = b"".join(self.pending or ())  # nothing of it reached any server
+            if client.recheck_route(sent, why):
+                return
             where = client.prefix or "the hub"
             client.fail(502, f"Bad gateway: cannot reach the server of {where}: {why}")
 
@@ -827,7 +880,11 @@ class UpstreamSide(asyncio.Protocol):
                 fresh.expect_response()
                 fresh.write(client.head)
                 return
-            client.fail(502, "Bad gateway: the server closed the connection without answering")
+            why = "the server closed the connection without answering"
+            replayable = not self.got_bytes and client.replayable and client.method in _IDEMPOTENT
+            if replayable and client.recheck_route(client.head, why):  # a port someone reused
+                return
+            client.fail(502, f"Bad gateway: {why}")
             return
         if self.body is not None:
             client.relay.counters.error()

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.http import StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -22,7 +21,6 @@ from rest_framework.response import Response
 from accounts.api.base import HubAPIView, find_user, user_groups
 from accounts.api.errors import Conflict
 from accounts.models import User
-from accounts.validators import validate_server_name
 from servers import hosts, services
 from servers.api.serializers import server_model, server_row, server_url
 from servers.models import Server, ServerEvent
@@ -55,19 +53,14 @@ class ServerView(HubAPIView):
         user = find_user(name)
         _check_name(server_name)
         options, display_name = _server_request(self.json_body(default=None))
-        try:
-            services.named_server_allowed(user, server_name)
-            server = services.get_or_create_server(user, server_name)
-            if server.state == State.STOPPING:
-                raise exceptions.ParseError(f"{name}/{server_name} is pending stop")
-            if display_name is not None:
-                _set_display_name(server, display_name)
-            if options is None:
-                options = server.user_options or {}
-            services.request_start(server, by=self.identity.name, user_options=options)
-        except services.StartRefused as refused:
-            raise StartRefusedError(refused) from None
-        server.refresh_from_db(fields=["state"])
+        with _refusals():
+            server = services.start_server(
+                user,
+                server_name,
+                by=self.identity.name,
+                user_options=options,
+                display_name=display_name,
+            )
         return _empty(201 if server.state == State.RUNNING else 202)
 
     def delete(self, request: Request, name: str, server_name: str = "") -> Response:
@@ -85,39 +78,19 @@ class ServerView(HubAPIView):
             if server_name:
                 raise exceptions.NotFound(f"{name} has no server named {server_name}")
             return _empty(204)
-        by = self.identity.name
-        if services.request_stop(server, by=by, remove=remove):
-            return _empty(202)
-        server.refresh_from_db(fields=["state"])
-        if server.state == State.STOPPING:
-            gone = remove and services.remove_when_stopped(server, by=by)
-            return _empty(204 if gone else 202)
-        if remove:
-            Server.objects.filter(pk=server.pk, state__in=[State.STOPPED, State.FAILED]).delete()
-        return _empty(204)
+        done = services.stop_or_remove(server, by=self.identity.name, remove=remove)
+        return _empty(204 if done else 202)
 
     def put(self, request: Request, name: str, server_name: str = "") -> Response:
         """Create a named server without starting it (JupyterHub 6)."""
         self._require("start:servers", name, server_name)
         user = find_user(name)
-        if not server_name:
-            raise exceptions.ParseError("The default server always exists")
         _check_name(server_name)
         options, display_name = _server_request(self.json_body(default=None))
-        try:
-            services.named_server_allowed(user, server_name)
-        except services.StartRefused as refused:
-            raise StartRefusedError(refused) from None
-        try:
-            with transaction.atomic():
-                server = Server.objects.create(
-                    user=user,
-                    name=server_name,
-                    display_name=display_name or "",
-                    user_options=options or {},
-                )
-        except IntegrityError:
-            raise Conflict(f"{name} already has a server named {server_name}") from None
+        with _refusals():
+            server = services.create_named_server(
+                user, server_name, display_name=display_name or "", user_options=options
+            )
         return Response(_model(self, user, server), status=201)
 
     def patch(self, request: Request, name: str, server_name: str = "") -> Response:
@@ -128,9 +101,16 @@ class ServerView(HubAPIView):
         body = self.json_dict()
         if not set(body) & {"name", "display_name", "user_options"}:
             raise exceptions.ParseError("Specify name, display_name or user_options")
-        if server.state not in (State.STOPPED, State.FAILED):
-            raise exceptions.ParseError(f"Stop {name}/{server_name} before modifying it")
-        _apply_patch(server, body)
+        options, display_name = _server_request(
+            {k: v for k, v in body.items() if k in ("user_options", "display_name")}
+        )
+        new_name = body.get("name")
+        if new_name is not None and not isinstance(new_name, str):
+            raise exceptions.ParseError("name must be a string")
+        with _refusals():
+            services.modify_server(
+                server, name=new_name, display_name=display_name, user_options=options
+            )
         return Response(_model(self, user, server))
 
     def _require(self, scope: str, name: str, server_name: str) -> None:
@@ -168,12 +148,19 @@ def _empty(status: int) -> Response:
 
 
 def _check_name(server_name: str) -> None:
+    with _refusals():
+        services.check_server_name(server_name)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """servers.services' refusals as JupyterHub's status codes."""
     try:
-        validate_server_name(server_name)
-    except ValidationError as exc:
-        raise exceptions.ParseError(
-            f"Invalid server name {server_name!r}: {exc.messages[0]}"
-        ) from None
+        yield
+    except services.StartRefused as refused:
+        raise StartRefusedError(refused) from None
+    except services.ServerExists as exc:
+        raise Conflict(str(exc)) from None
 
 
 def _find_server(user: User, server_name: str) -> Server:
@@ -199,31 +186,6 @@ def _server_request(body: Any) -> tuple[dict[str, Any] | None, str | None]:
     if display_name is not None and (not isinstance(display_name, str) or len(display_name) > 255):
         raise exceptions.ParseError("display_name must be a string of at most 255 characters")
     return options, display_name
-
-
-def _set_display_name(server: Server, display_name: str) -> None:
-    Server.objects.filter(pk=server.pk).update(display_name=display_name)
-    server.display_name = display_name
-
-
-def _apply_patch(server: Server, body: dict[str, Any]) -> None:
-    options, display_name = _server_request(
-        {k: v for k, v in body.items() if k in ("user_options", "display_name")}
-    )
-    new_name = body.get("name", server.name)
-    if not isinstance(new_name, str) or (server.name == "") != (new_name == ""):
-        raise exceptions.ParseError("The default server cannot be renamed")
-    _check_name(new_name)
-    server.name = new_name
-    if display_name is not None:
-        server.display_name = display_name
-    if options is not None:
-        server.user_options = options
-    try:
-        with transaction.atomic():
-            server.save(update_fields=["name", "display_name", "user_options"])
-    except IntegrityError:
-        raise Conflict(f"{server.user.username} already has a server named {new_name}") from None
 
 
 def _model(view: HubAPIView, user: User, server: Server) -> dict[str, Any]:

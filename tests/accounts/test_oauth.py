@@ -48,7 +48,7 @@ class ServerClient:
 def alice_server(alice) -> ServerClient:
     """Alice's server with the credentials a spawn issues (token + OAuth client)."""
     server = Server.objects.create(user=alice, name="")
-    secret = server_services._issue_credentials(server)
+    secret = server_services.issue_credentials(server)
     return ServerClient(server=server, client_id=server.client_id, secret=secret)
 
 
@@ -240,7 +240,7 @@ def test_unknown_client_is_rejected_at_the_token_endpoint_with_401(alice, alice_
 
 def test_code_of_another_client_is_rejected(alice, bob, alice_server):
     bob_server = Server.objects.create(user=bob, name="")
-    bob_secret = server_services._issue_credentials(bob_server)
+    bob_secret = server_services.issue_credentials(bob_server)
     code = get_code(browser(alice), alice_server)
     response = exchange(
         alice_server, code, client_id=bob_server.client_id, client_secret=bob_secret
@@ -404,7 +404,7 @@ def test_oversize_parameter_is_rejected(alice, alice_server):
 
 
 def test_client_of_a_stopped_server_is_gone(alice, alice_server):
-    server_services._revoke_credentials(alice_server.server)
+    server_services.revoke_credentials(alice_server.server)
     response = browser(alice).get(AUTHORIZE, authorize_params(alice_server))
     assert response.status_code == 400
 

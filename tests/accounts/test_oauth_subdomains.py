@@ -27,7 +27,7 @@ def subdomains(settings):
 @pytest.fixture
 def credentials(alice, subdomains) -> tuple[Server, str]:
     server = Server.objects.create(user=alice, name="")
-    return server, server_services._issue_credentials(server)
+    return server, server_services.issue_credentials(server)
 
 
 def authorize(user, server: Server, redirect_uri: str):
@@ -45,7 +45,7 @@ def test_server_client_is_registered_with_the_absolute_user_host_callback(creden
 def test_client_callback_stays_relative_when_subdomains_are_off(alice, settings):
     settings.HUB_SUBDOMAIN_HOST = ""
     server = Server.objects.create(user=alice, name="")
-    server_services._issue_credentials(server)
+    server_services.issue_credentials(server)
     assert OAuthClient.objects.get(server=server).redirect_uri == "/user/alice/oauth_callback"
 
 

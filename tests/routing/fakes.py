@@ -90,6 +90,14 @@ class HubState:
     down: bool = False
     known: set[str] = field(default_factory=set)  # every prefix ever sent
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # the table endpoints keep serving this (routes, version): a router's sync lagging
+    # behind the hub, deterministically; lookups still see the current routes
+    held: tuple[dict[str, dict[str, Any]], int] | None = None
+
+    def hold_table(self) -> None:
+        """From now on the table endpoints answer what they answer now."""
+        with self.lock:
+            self.held = (dict(self.routes), self.version)
 
     def set_route(self, prefix: str, target: str | None) -> None:
         with self.lock:
@@ -122,9 +130,16 @@ def make_hub(state: HubState) -> type[_Quiet]:
             query = parse_qs(url.query)
             with state.lock:
                 routes, version = dict(state.routes), str(state.version)
+                held = state.held
             if url.path == "/hub/api/routes/lookup":
                 self.lookup(query["path"][0], routes)
                 return
+            if held is not None:  # a lagging view: the old table, and no changes since
+                if "since" in query:
+                    body = {"version": str(held[1]), "full": False, "routes": {}}
+                    self.reply(200, json.dumps(body).encode(), "application/json")
+                    return
+                routes, version = dict(held[0]), str(held[1])
             # The fake sends the whole table as its "changes" (re-sending is idempotent)
             # with removed prefixes as null, which is what the contract allows.
             body: dict[str, Any] = {"version": version, "full": "since" not in query}

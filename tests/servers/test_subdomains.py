@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from routing import hostnames
 from routing.router import edges
 from servers import hosts, services
 from servers.models import Server
@@ -46,11 +47,34 @@ def test_user_host_takes_scheme_and_port_from_the_public_url(settings):
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["alice", "a-b", "a1", "1a", "x" * 63, "x" * 64, "a-", "-a", "john.doe", "j_smith", "Al"],
+    ("name", "label"),
+    [
+        ("alice", True),
+        ("a-b", True),
+        ("a1", True),
+        ("1a", True),
+        ("x" * 63, True),
+        ("x" * 64, False),
+        ("a-", False),
+        ("-a", False),
+        ("john.doe", False),
+        ("j_smith", False),
+        ("Al", False),
+        ("", False),
+    ],
 )
-def test_hub_and_router_agree_on_which_names_get_a_host(name):
-    assert hosts.is_dns_label(name) is bool(edges._DNS_LABEL.match(name))
+def test_hub_and_router_use_one_rule_for_which_names_get_a_host(name, label):
+    assert hosts.is_dns_label is hostnames.is_dns_label
+    assert edges.is_dns_label is hostnames.is_dns_label
+    assert hostnames.is_dns_label(name) is label
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("hub.example.org", True), ("localhost", True), ("hub..org", False), ("a." * 127, False)],
+)
+def test_a_dns_name_is_labels_joined_by_dots(name, ok):
+    assert hostnames.is_dns_name(name) is ok
 
 
 def test_a_name_that_is_no_dns_label_has_no_host(subdomains):
