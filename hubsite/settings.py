@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.inputs.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "accounts.api.errors.hub_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

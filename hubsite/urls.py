@@ -22,3 +22,7 @@ urlpatterns = [
     path("hub/", include("accounts.urls")),
     path("hub/", include("servers.urls")),
 ]
+
+# JSON for /hub/api errors that happen outside a DRF view (unknown path, a crash)
+handler404 = "accounts.api.errors.not_found"
+handler500 = "accounts.api.errors.server_error"

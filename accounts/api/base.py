@@ -8,22 +8,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.api import inputs
 from accounts.api.access import Access
 from accounts.identity import Identity
 from accounts.models import Group, User
 
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
-PAGE_DEFAULT_LIMIT = 50
-PAGE_MAX_LIMIT = 200
 
 
-class AnyJSONParser(parsers.JSONParser):
+class AnyJSONParser(inputs.BoundedJSONParser):
     """JupyterHub parses every body as JSON, whatever its Content-Type."""
 
     media_type = "*/*"
@@ -96,16 +95,8 @@ def wants_pagination(request: Request) -> bool:
 
 
 def page_bounds(request: Request) -> tuple[int, int]:
-    """JupyterHub's offset/limit: defaults 50 (paginated) or 200 (bare list), max 200."""
-    default = PAGE_DEFAULT_LIMIT if wants_pagination(request) else PAGE_MAX_LIMIT
-    try:
-        offset = abs(int(request.query_params.get("offset", 0)))
-        limit = abs(int(request.query_params.get("limit", default)))
-    except ValueError:
-        raise exceptions.ParseError(
-            "Invalid argument type, offset and limit must be integers"
-        ) from None
-    return offset, max(1, min(limit, PAGE_MAX_LIMIT))
+    """JupyterHub's offset/limit, bounded (accounts/api/inputs.py)."""
+    return inputs.page_bounds(request.query_params, paginated=wants_pagination(request))
 
 
 def paginated(

@@ -17,6 +17,7 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from accounts.api import inputs
 from accounts.models import User
 from routing.router.table import PathKind, classify, split_prefix
 from servers.models import Server
@@ -35,10 +36,10 @@ def current_version() -> str:
 
 
 def _version_time(version: str) -> datetime:
-    micros, sep, count = version.partition("-")
-    if not sep or not micros.isdigit() or not count.isdigit():
-        raise BadVersion(f"not a route table version: {version!r}")
-    return datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+    micros = inputs.route_version_micros(version)
+    if micros is None:
+        raise BadVersion(f"not a route table version (<microseconds>-<count>): {version!r}")
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
 def route_of(server: Server) -> dict[str, Any]:
