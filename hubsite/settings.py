@@ -144,6 +144,9 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # on sibling hosts and must never receive the hub's cookies (hubsite.E001)
 SESSION_COOKIE_DOMAIN = None
 CSRF_COOKIE_DOMAIN = None
+# flash messages live in the session: Django's cookie storage sets Path=/, which
+# would reach every user's server under /user/ (issue 8 finding 9)
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "/hub/login"
 LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
