@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import AuditedActions
 from servers import services
 from servers.models import Profile, Server, ServerEvent
 
@@ -16,7 +17,7 @@ RECENT_EVENTS = 20
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin):
+class ServerAdmin(AuditedActions, admin.ModelAdmin):
     list_display = ["__str__", "state", "profile", "open_link", "started", "last_activity"]
     list_filter = ["state", "profile"]
     search_fields = ["user__username", "name"]

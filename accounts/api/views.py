@@ -222,7 +222,7 @@ class TokenView(HubAPIView):
 
     def delete(self, request: Request, name: str, token_id: str) -> Response:
         self.access.require_user(name, "tokens", groups=user_groups(name))
-        services.revoke_token(_find_token(name, token_id))
+        services.revoke_token(_find_token(name, token_id), by=self.identity.name)
         return Response(status=204)
 
 
