@@ -185,6 +185,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["accounts.api.inputs.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "accounts.api.errors.hub_exception_handler",
+    # our OpenAPI description (drf-spectacular), which tests/hubsite/test_api_schema.py fuzzes
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
