@@ -46,3 +46,13 @@ def record(
     except DatabaseError:
         log.exception("audit: could not record %s by %r on %r", action, actor, target)
     log.info("audit: %s actor=%r target=%r %s", action, actor, target, detail or "")
+
+
+def is_admin_api_call(method: str, path: str, *, actor: str, owner: str | None) -> bool:
+    """Whether a successful API call is an admin action worth a record: it
+    changes something (not a read), it is not an activity report (servers and
+    routers send those all the time), and it acts on someone else's user, or
+    on no user at all (groups, users list, services)."""
+    if method in ("GET", "HEAD", "OPTIONS") or path.rstrip("/").endswith("/activity"):
+        return False
+    return owner != actor

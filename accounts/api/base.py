@@ -14,6 +14,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts import audit
 from accounts.api import inputs
 from accounts.api.access import Access
 from accounts.identity import Identity
@@ -49,6 +50,24 @@ class HubAPIView(APIView):
     parser_classes = [AnyJSONParser]
     renderer_classes = [CompactJSONRenderer]
     content_negotiation_class = AlwaysJSON
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """One hook for the audit log: changes made through the API on
+        someone else's behalf (an admin's token or session, a service)."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        who = request.auth if response.status_code < 400 else None
+        if isinstance(who, Identity):
+            owner = self.kwargs.get("name") if "/users/" in request.path else None
+            if audit.is_admin_api_call(request.method, request.path, actor=who.name, owner=owner):
+                audit.record(
+                    audit.Action.ADMIN_ACTION,
+                    actor=who.name,
+                    target=request.path,
+                    request=request._request,
+                    method=request.method,
+                    status=response.status_code,
+                )
+        return response
 
     @property
     def identity(self) -> Identity:

@@ -80,3 +80,28 @@ def test_the_admin_shows_the_log_but_cannot_change_it(admin, client):
     assert client.get("/hub/admin/accounts/auditevent/add/").status_code == 403
     assert client.post(f"/hub/admin/accounts/auditevent/{event.pk}/delete/").status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_admin_changes_through_the_api_are_recorded(admin, alice, api_client_for):
+    api = api_client_for(admin)
+    assert api.post("/hub/api/users", {"usernames": ["zed"]}, format="json").status_code == 201
+    assert api.patch("/hub/api/users/alice", {"admin": True}, format="json").status_code == 200
+    assert events(Action.ADMIN_ACTION) == [
+        ("admin", "/hub/api/users/alice"),
+        ("admin", "/hub/api/users"),
+    ]
+
+
+def test_users_acting_on_themselves_are_not_admin_actions(alice, api_client_for):
+    api = api_client_for(alice)
+    assert api.post("/hub/api/users/alice/tokens", {}, format="json").status_code == 201
+    assert (
+        api.post(
+            "/hub/api/users/alice/activity",
+            {"last_activity": "2024-01-01T00:00:00Z"},
+            format="json",
+        ).status_code
+        == 200
+    )
+    assert api.get("/hub/api/users/alice").status_code == 200
+    assert events(Action.ADMIN_ACTION) == []
