@@ -2,10 +2,30 @@
 PYTHON ?= python3.11
 VENV := .venv
 USER_VENV := .venv-user
+KUBESPAWNER_VENV := .venv-kubespawner
 
-.PHONY: run test lint format deps clean system-deps
+.PHONY: run run-k8s test lint format deps clean manage system-deps ldap-deps test-deps
 
-deps: $(VENV)/.installed $(USER_VENV)/.installed
+deps: ldap-deps $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
+
+# Debian packages: python-ldap builds against libldap2-dev/libsasl2-dev; the
+# LDAP tests run Debian's slapd. Installed when missing (as root), else named.
+LDAP_PACKAGES := slapd ldap-utils libldap2-dev libsasl2-dev
+ldap-deps:
+	@missing=$$(for p in $(LDAP_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; \
+	fi
+
+# The sign-in tests' OpenID Connect provider (npm oidc-provider, pinned by its lock file)
+OIDC_DIR := tests/services/oidc
+test-deps: $(OIDC_DIR)/node_modules/.installed
+$(OIDC_DIR)/node_modules/.installed: $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json | system-deps
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -22,22 +42,61 @@ $(USER_VENV)/.installed: requirements-user.txt
 	$(USER_VENV)/bin/pip install --quiet -r requirements-user.txt
 	touch $@
 
-run: deps system-deps
+# The Kubernetes API simulator's fidelity check: the real JupyterHub + KubeSpawner, with
+# configurable-http-proxy from npm as JupyterHub's proxy (needs node + npm).
+$(KUBESPAWNER_VENV)/.installed: requirements-kubespawner.txt | system-deps
+	test -x $(KUBESPAWNER_VENV)/bin/python || $(PYTHON) -m venv $(KUBESPAWNER_VENV)
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet --upgrade pip
+	$(KUBESPAWNER_VENV)/bin/pip install --quiet -r requirements-kubespawner.txt
+	npm install --silent --no-audit --no-fund --prefix $(KUBESPAWNER_VENV)/chp configurable-http-proxy@5.3.0
+	touch $@
+
+run: deps
 	$(VENV)/bin/python manage.py migrate --verbosity 0
 	$(VENV)/bin/python manage.py ensure_admin
 	@echo ""
 	@echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (Ctrl-C stops everything)"
 	@echo ""
-	$(VENV)/bin/honcho start
+	$(VENV)/bin/python -m hubsite.supervisor
 
-# bubblewrap isolates local servers (servers/spawners/isolation.py); installed
-# when missing and we may (root), else the hub's system check names it.
+# `make manage ARGS="create_token alice"`: manage.py with the hub's venv.
+manage: deps
+	@$(VENV)/bin/python manage.py $(ARGS)
+
+# What the tests need from Debian, as COMMAND:PACKAGE; installed with apt-get
+# (as root, else through sudo) only when a command is missing.
+SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm bwrap:bubblewrap
 system-deps:
-	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+	@missing=""; for need in $(SYSTEM_NEEDS); do \
+	  command -v "$${need%%:*}" >/dev/null 2>&1 || missing="$$missing $${need#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  echo "installing$$missing (apt-get) for the tests"; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# `make run` on "Kubernetes": the API simulator (k8s_simulator/, a simulator, not
+# a cluster) plays the cluster, and servers are pods (HUB_SPAWNER=kubernetes).
+K8S_SIM_DIR = $${HUB_DATA_DIR:-data}/k8s-simulator
+run-k8s: deps
+	$(VENV)/bin/python manage.py migrate --verbosity 0
+	$(VENV)/bin/python manage.py ensure_admin
+	@mkdir -p "$(K8S_SIM_DIR)" && rm -f "$(K8S_SIM_DIR)/kubeconfig"; \
+	$(VENV)/bin/python -m k8s_simulator --kubeconfig "$(K8S_SIM_DIR)/kubeconfig" \
+		--state-dir "$(K8S_SIM_DIR)/state" >"$(K8S_SIM_DIR)/simulator.log" 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim' EXIT INT TERM; \
+	timeout 60 sh -c 'until [ -s "$$0" ]; do sleep 0.1; done' "$(K8S_SIM_DIR)/kubeconfig" \
+		|| { echo "the simulator did not start: see $(K8S_SIM_DIR)/simulator.log"; exit 1; }; \
+	echo ""; \
+	echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (servers are pods on the simulator; Ctrl-C stops everything)"; \
+	echo ""; \
+	HUB_SPAWNER=kubernetes HUB_K8S_KUBECONFIG="$(K8S_SIM_DIR)/kubeconfig" \
+	HUB_K8S_NAMESPACE=$${HUB_K8S_NAMESPACE:-default} $(VENV)/bin/python -m hubsite.supervisor
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue).
-test: deps system-deps
+test: deps system-deps test-deps
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
@@ -51,4 +110,4 @@ format: deps
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(USER_VENV)
+	rm -rf $(VENV) $(USER_VENV) $(KUBESPAWNER_VENV)

@@ -9,6 +9,7 @@ from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group as DjangoGroup
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -71,36 +72,58 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["group"]
 
 
+class HubUserChangeForm(UserChangeForm):
+    """Django's user form with the hub's words: its stock help texts talk about
+    permissions and 150-character names, neither of which the hub has."""
+
+    class Meta(UserChangeForm.Meta):
+        model = User
+        labels = {"is_superuser": "Admin", "is_active": "Active", "is_approved": "Approved"}
+        help_texts = {
+            "username": "1-63 lowercase letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit. Renaming needs the user's servers stopped.",
+            "is_superuser": "The hub's admin flag: may use this admin site and act on "
+            "every user's servers and tokens (JupyterHub's admin).",
+            "is_active": "Untick to lock the account without deleting it: no login, no "
+            "API access. Running servers keep running until stopped.",
+            "is_approved": "Self sign-ups start unapproved and cannot log in until approved.",
+        }
+
+
 @admin.register(User)
 class UserAdmin(AuditedActions, DjangoUserAdmin):
+    form = HubUserChangeForm
     list_display = [
         "username",
         "is_approved",
         "is_superuser",
         "is_active",
+        "sign_in",
         "group_names",
         "last_activity",
         "created",
     ]
-    list_filter = ["is_approved", "is_superuser", "is_active", "hub_groups"]
+    list_filter = ["is_approved", "is_superuser", "is_active", "sign_in", "hub_groups"]
     search_fields = ["username", "first_name", "last_name", "email"]
     ordering = ["username"]
     actions = ["approve", "make_admin", "remove_admin"]
     inlines = [MembershipInline]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        ("Personal info", {"fields": ["first_name", "last_name", "email"]}),
+        ("Personal info", {"fields": ["display_name", "first_name", "last_name", "email"]}),
         (
-            "Access",
+            "Sign-in",
             {
-                "fields": ["is_approved", "is_active", "is_superuser"],
-                "description": "Admin (superuser) is the hub's admin flag; "
-                "admins can use this admin site.",
+                "fields": ["sign_in", "external_groups"],
+                "description": "How the user last signed in, and the groups that method "
+                "reported (they are set again at every login).",
             },
         ),
-        ("Dates", {"fields": ["last_login", "last_activity", "created", "date_joined"]}),
+        ("Access", {"fields": ["is_approved", "is_active", "is_superuser"]}),
+        # one creation date: `created` (JupyterHub's); Django's date_joined is not shown
+        ("Dates", {"fields": ["created", "last_login", "last_activity"]}),
     ]
-    readonly_fields = ["last_login", "last_activity", "created", "date_joined"]
+    readonly_fields = ["created", "last_login", "last_activity", "sign_in", "external_groups"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("hub_groups")

@@ -19,3 +19,14 @@ class AccountsConfig(AppConfig):
         user_logged_out.connect(signals.audit_logout, dispatch_uid="accounts.audit_logout")
         user_login_failed.connect(signals.audit_login_failed, dispatch_uid="accounts.audit_failed")
         post_save.connect(signals.audit_admin_change, sender=LogEntry, dispatch_uid="accounts.log")
+
+        from django.db.models.signals import m2m_changed
+
+        from accounts import signin
+        from accounts.models import Group
+
+        m2m_changed.connect(
+            signin.on_membership_change,
+            sender=Group.members.through,
+            dispatch_uid="accounts.stop_servers_when_refused",
+        )

@@ -23,6 +23,25 @@ class User(AbstractUser):
     last_activity = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
+    class SignIn(models.TextChoices):
+        LOCAL = "local", "hub password"
+        LDAP = "ldap", "LDAP"
+        OIDC = "oidc", "OpenID Connect"
+        GITHUB = "github", "GitHub"
+        GOOGLE = "google", "Google"
+
+    sign_in = models.CharField(
+        max_length=16,
+        choices=SignIn.choices,
+        default=SignIn.LOCAL,
+        help_text="How this user last signed in (set at every login).",
+    )
+    display_name = models.CharField(max_length=255, blank=True)
+    # the groups the sign-in method reported last time: the ones it may take away
+    external_groups = models.JSONField(default=list, blank=True)
+    # JupyterHub's auth_state (upstream tokens), Fernet-encrypted with HUB_CRYPT_KEY
+    encrypted_auth_state = models.TextField(blank=True, editable=False)
+
     objects = UserManager()
 
     class Meta:
@@ -104,6 +123,8 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
 
     def __str__(self) -> str:
         owner = self.user.username if self.user_id else f"service:{self.service}"

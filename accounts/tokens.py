@@ -44,3 +44,9 @@ def is_plausible(token: str) -> bool:
     if not 8 <= len(token) <= 256:
         return False
     return all(c.isalnum() or c in "-_." for c in token)
+
+
+def from_authorization(header: str) -> str:
+    """The token of an `Authorization: token <t>` (or `bearer <t>`) header; "" if none."""
+    keyword, _, raw = header.strip().partition(" ")
+    return raw.strip() if keyword.lower() in ("token", "bearer") else ""

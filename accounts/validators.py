@@ -34,3 +34,19 @@ def validate_server_name(value: str) -> None:
             "Server names use 1-63 lowercase letters, digits, '.', '_' or '-'.",
             code="invalid_server_name",
         )
+
+
+def normalize_username(raw: str) -> str:
+    """One person, one name: `Alice`, ` alice ` and `alice` are the same user,
+    whichever way they sign in (JupyterHub lowercases names too)."""
+    return (raw or "").strip().lower()
+
+
+_GROUP_SEPARATORS = re.compile(r"[\s/\\:]+")
+
+
+def hub_group_name(external: str) -> str | None:
+    """The hub group an LDAP or OpenID Connect group becomes (`Data Science`
+    -> `data-science`); None for a name that cannot be one (it is skipped)."""
+    name = _GROUP_SEPARATORS.sub("-", (external or "").strip().lower()).strip("-")
+    return name if USERNAME_RE.fullmatch(name) else None

@@ -13,7 +13,7 @@ ratios come from the same minutes on this shared machine.
 
 JupyterHub is installed on first use into bench/.work/jh-venv (python3.11 -m
 venv + pip) and CHP into bench/.work/chp (npm). Our platform runs from
-/work/main's Procfile (hub, router, worker) through honcho, with a fresh data
+/work/main's Procfile (hub, router, worker) through hubsite.supervisor, with a fresh data
 dir, SQLite and the filesystem broker, or PostgreSQL / Redis when
 HUB_DATABASE_URL / HUB_REDIS_URL are set (a throw-away database and Redis db
 --redis-db are used, so nothing shared is touched).
@@ -441,7 +441,14 @@ def private_database(url: str) -> tuple[str, Callable[[], None]]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
-def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> Hub:
+def start_ours(
+    tmp: Path,
+    users: Sequence[str],
+    poll: float,
+    redis_db: int,
+    extra_env: dict[str, str] | None = None,
+) -> Hub:
+    """Our Procfile's hub, router and worker; EXTRA_ENV (e.g. HUB_SPAWNER) on top."""
     tmp.mkdir(parents=True)
     hub_port, router_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
@@ -450,12 +457,12 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         env["HUB_LOCAL_PREFORK"] = os.environ["HUB_LOCAL_PREFORK"]
     env.update(
         HUB_DATA_DIR=str(tmp / "data"),
-        HUB_BIND=f"127.0.0.1:{hub_port}",
         HUB_BIND_URL=f"http://127.0.0.1:{hub_port}",
         HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
         HUB_LOG_LEVEL="WARNING",
     )
+    env.update(extra_env or {})
     cleanups: list[Callable[[], None]] = []
     backends = ["SQLite", "filesystem broker"]
     if os.environ.get("HUB_DATABASE_URL"):
@@ -478,13 +485,14 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
         out = manage(env, "shell", "-c", SETUP_SCRIPT.format(users=list(users)))
         hub.manage_env = env
         hub.token = next(l[6:] for l in out.splitlines() if l.startswith("TOKEN="))  # noqa: E741
-        log = tmp / "honcho.log"
+        log = tmp / "supervisor.log"
         proc = start_group(
             [
-                str(HUB_VENV / "bin" / "honcho"),
-                "-f",
+                str(HUB_VENV / "bin" / "python"),
+                "-m",
+                "hubsite.supervisor",
+                "--procfile",
                 str(ROOT / "Procfile"),
-                "start",
                 "hub",
                 "router",
                 "worker",
@@ -503,7 +511,7 @@ def start_ours(tmp: Path, users: Sequence[str], poll: float, redis_db: int) -> H
             interval=0.1,
         )
         if proc.poll() is not None:
-            raise BenchError(f"honcho exited: {tail(log)}")
+            raise BenchError(f"the supervisor exited: {tail(log)}")
     except subprocess.CalledProcessError as exc:
         hub.close()
         raise BenchError(f"this platform: {exc.cmd[2:4]} failed: {exc.stderr[-1500:]}") from None

@@ -39,3 +39,10 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        """A folder has no host. kombu's default ("localhost") made it log "No
+        hostname was supplied. Reverting to default 'localhost'" at every
+        connection the hub and the workers opened to a `filesystem://` URL."""
+        return {"port": self.default_port, "hostname": ""}

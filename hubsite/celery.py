@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
-from celery import Celery
+from celery import Celery, signals
+from celery.exceptions import SecurityWarning
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsite.settings")
 
@@ -18,3 +21,18 @@ def _schedule(sender: Celery, **_: object) -> None:
     from scheduler.schedule import BEAT_SCHEDULE
 
     sender.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@signals.celeryd_init.connect
+def _say_once_what_root_means(**_: object) -> None:
+    """Celery's own warning about root is about pickle, which the hub does not
+    accept (json only), and it comes back at every worker start in its words.
+    What matters here is what root means for the hub: say that, once per start."""
+    if os.geteuid() != 0:
+        return
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    logging.getLogger("hubsite.celery").warning(
+        "The worker runs as root, and so do the servers it starts (local servers run as "
+        "the hub's OS user): run the hub as an ordinary user if its users do not trust "
+        "each other."
+    )

@@ -53,6 +53,8 @@ def check_local_isolation(app_configs: Any = None, **kwargs: Any) -> list[CheckM
 
     from servers.spawners.isolation import resolve_mode
 
+    if settings.HUB_SPAWNER != "local":
+        return []
     mode = resolve_mode(settings.HUB_LOCAL_ISOLATION, euid=os.geteuid())
     if mode == "users" and os.geteuid() != 0:
         return [
@@ -81,3 +83,62 @@ def check_local_isolation(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             )
         ]
     return []
+
+
+@register()
+def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """HUB_SPAWNER=kubernetes needs a cluster and a namespace; found out at
+    start rather than at the first spawn."""
+    import os
+    from pathlib import Path
+
+    from servers import naming
+    from servers.spawners.manifests import KNOWN_KEYS
+
+    if settings.HUB_SPAWNER != "kubernetes":
+        return []
+    errors: list[CheckMessage] = []
+    kubeconfig = settings.HUB_K8S_KUBECONFIG
+    if kubeconfig and not Path(kubeconfig).is_file():
+        errors.append(
+            Error(
+                f"HUB_K8S_KUBECONFIG names {kubeconfig!r}, which is not a file",
+                hint="Point it at a kubeconfig, or unset it inside the cluster.",
+                id="hubsite.E020",
+            )
+        )
+    if not kubeconfig and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        errors.append(
+            Error(
+                "HUB_SPAWNER=kubernetes but no cluster: not in a pod and no kubeconfig",
+                hint="Set HUB_K8S_KUBECONFIG (or KUBECONFIG), or run the hub in the cluster.",
+                id="hubsite.E021",
+            )
+        )
+    if not settings.HUB_K8S_NAMESPACE:
+        errors.append(
+            Error(
+                "HUB_SPAWNER=kubernetes but HUB_K8S_NAMESPACE is not set",
+                hint="Set HUB_K8S_NAMESPACE to the namespace user pods run in.",
+                id="hubsite.E022",
+            )
+        )
+    instance = settings.HUB_K8S_INSTANCE
+    if not naming.is_plain(instance) or len(instance) > 63:
+        errors.append(
+            Error(
+                f"HUB_K8S_INSTANCE {settings.HUB_K8S_INSTANCE!r} is not a plain label value",
+                hint="Use lowercase letters, digits and single dashes, e.g. 'hub'.",
+                id="hubsite.E023",
+            )
+        )
+    unknown = sorted(set(settings.HUB_K8S_SPAWNER_DEFAULTS) - KNOWN_KEYS)
+    if unknown:
+        errors.append(
+            Error(
+                f"HUB_K8S_SPAWNER_DEFAULTS has unknown keys: {', '.join(unknown)}",
+                hint="Keys are KubeSpawner's trait names (servers/spawners/manifests.py).",
+                id="hubsite.E024",
+            )
+        )
+    return errors

@@ -6,8 +6,10 @@ so every reader raises ImproperlyConfigured on a value it does not understand.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -70,6 +72,26 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name) or default
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+    return value
+
+
+def env_json_object(name: str) -> dict[str, Any]:
+    """A JSON object from NAME, or from the file named by NAME_FILE; {} when unset."""
+    raw = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE")
+    if not raw and path:
+        try:
+            raw = Path(path).read_text()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object (got {type(value).__name__})")
     return value
 
 
@@ -155,3 +177,19 @@ def parse_database_url(url: str) -> dict[str, object]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
     }
+
+
+def env_networks(name: str, default: list[str]) -> tuple:
+    """IP networks (CIDR) or single addresses, comma-separated; a typo is an
+    error rather than a proxy silently not trusted (or an address trusted)."""
+    import ipaddress
+
+    networks = []
+    for value in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hubsite import signin
 from hubsite.env import (
     env_bool,
     env_choice,
     env_dns_name,
     env_float,
     env_int,
+    env_json_object,
     env_list,
+    env_networks,
     env_secret,
     env_str,
     parse_database_url,
@@ -93,7 +96,8 @@ TEMPLATES = [
 ]
 
 # --- database -----------------------------------------------------------------
-_db_url = env_str("HUB_DATABASE_URL")
+# a secret (it holds the password): HUB_DATABASE_URL_FILE works too (k8s Secrets)
+_db_url = env_secret("HUB_DATABASE_URL")
 if _db_url:
     DATABASES = {"default": parse_database_url(_db_url)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
@@ -152,7 +156,6 @@ LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
 
 # --- allauth: local accounts with admin approval ------------------------------
-HUB_SIGNUP_OPEN = env_bool("HUB_SIGNUP_OPEN", True)
 HUB_SIGNUP_REQUIRES_APPROVAL = env_bool("HUB_SIGNUP_REQUIRES_APPROVAL", True)
 ACCOUNT_ADAPTER = "accounts.adapters.HubAccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"username"}
@@ -162,6 +165,73 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_USERNAME_MIN_LENGTH = 1
 ACCOUNT_USERNAME_VALIDATORS = "accounts.validators.username_validators"
 ACCOUNT_SESSION_REMEMBER = True
+
+# --- sign-in: client identity and limits (accounts/client_address.py) ---------
+# X-Forwarded-For is believed only from these (the router; a load balancer)
+HUB_TRUSTED_PROXIES = env_networks("HUB_TRUSTED_PROXIES", ["127.0.0.0/8", "::1"])
+HUB_LOGIN_FAILURES_PER_CLIENT = env_int("HUB_LOGIN_FAILURES_PER_CLIENT", 10, minimum=1)
+HUB_LOGIN_FAILURES_PER_ACCOUNT = env_int("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+HUB_LOGIN_LOCKOUT_SECONDS = env_int("HUB_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+ACCOUNT_RATE_LIMITS = {
+    # per real client per minute, and per account name (locked for the window)
+    "login_failed": f"{HUB_LOGIN_FAILURES_PER_CLIENT}/m/ip,"
+    f"{HUB_LOGIN_FAILURES_PER_ACCOUNT}/{HUB_LOGIN_LOCKOUT_SECONDS}s/key",
+}
+# who may sign in, whatever the method (accounts/policy.py); unset = no list
+HUB_ALLOWED_USERS = signin.allow_list("HUB_ALLOWED_USERS")
+HUB_ALLOWED_GROUPS = signin.allow_list("HUB_ALLOWED_GROUPS")
+HUB_BLOCKED_USERS = env_list("HUB_BLOCKED_USERS")
+HUB_ADMIN_USERS = env_list("HUB_ADMIN_USERS")
+# a user the policy no longer lets in also loses their running servers
+HUB_STOP_SERVERS_WHEN_REFUSED = env_bool("HUB_STOP_SERVERS_WHEN_REFUSED", False)
+# crypt key of JupyterHub's auth_state (upstream tokens, kept per user)
+HUB_AUTH_STATE = env_bool("HUB_AUTH_STATE", False)
+HUB_CRYPT_KEY = env_secret("HUB_CRYPT_KEY")
+HUB_AUTH_STATE_ENV = env_str("HUB_AUTH_STATE_ENV", "UPSTREAM_ACCESS_TOKEN")
+signin.check_auth_state(HUB_AUTH_STATE, HUB_CRYPT_KEY)
+# sign-in methods (hubsite/signin.py turns HUB_LDAP_* etc. into library settings)
+globals().update(signin.ldap_settings())
+if env_str("HUB_LDAP_URI"):
+    AUTHENTICATION_BACKENDS.append(signin.LDAP_BACKEND)
+# OpenID Connect and Google (allauth's openid_connect provider), GitHub
+INSTALLED_APPS += [
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.github",
+]
+HUB_SOCIAL_PROVIDERS = signin.social_providers()
+SOCIALACCOUNT_PROVIDERS = signin.socialaccount_settings(HUB_SOCIAL_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.HubSocialAccountAdapter"
+SOCIALACCOUNT_LOGIN_ON_GET = True  # /hub/oauth_login starts the flow, as OAuthenticator
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # an e-mail address never selects an account
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False  # upstream tokens only in the encrypted auth_state
+HUB_AUTO_LOGIN = env_bool("HUB_AUTO_LOGIN", False)
+HUB_SIGNUP_OPEN = signin.sign_up_open(bool(HUB_SOCIAL_PROVIDERS or env_str("HUB_LDAP_URI")))
+# optional second factor for hub passwords: TOTP apps, with recovery codes
+INSTALLED_APPS += ["allauth.mfa"]
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("HUB_MFA_ISSUER", "Jupyter Hub")
+# mail (HUB_SMTP_*): password reset, and e-mail verification at sign-up
+globals().update(signin.mail_settings())
+# allauth counts in the default cache: shared by every hub process and kept
+# across restarts (Redis, else a table made by hubsite's migration)
+if env_str("HUB_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("HUB_REDIS_URL"),
+            "KEY_PREFIX": "hub",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "hub_cache",
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -220,7 +290,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
 # --- spawning -----------------------------------------------------------------
-HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local",))
+HUB_SPAWNER = env_choice("HUB_SPAWNER", "local", ("local", "kubernetes"))
 HUB_START_TIMEOUT = env_float("HUB_START_TIMEOUT", 120.0, minimum=1.0)
 HUB_STOP_GRACE = env_float("HUB_STOP_GRACE", 10.0, minimum=0.0)
 HUB_CONCURRENT_SPAWN_LIMIT = env_int("HUB_CONCURRENT_SPAWN_LIMIT", 100, minimum=0)
@@ -239,6 +309,28 @@ HUB_LOCAL_ISOLATION = env_choice(
 HUB_LOCAL_ACCOUNT_PREFIX = env_str("HUB_LOCAL_ACCOUNT_PREFIX", "hub-")
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
+
+# --- Kubernetes spawner (HUB_SPAWNER=kubernetes; servers/spawners/kubernetes.py) ----
+# the cluster: this kubeconfig file, else the pod's service account (in-cluster)
+HUB_K8S_KUBECONFIG = env_str("HUB_K8S_KUBECONFIG", env_str("KUBECONFIG"))
+_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+HUB_K8S_NAMESPACE = env_str(
+    "HUB_K8S_NAMESPACE", _SA_NAMESPACE.read_text().strip() if _SA_NAMESPACE.exists() else ""
+)
+# label value telling this hub's pods from another hub's in the same namespace
+HUB_K8S_INSTANCE = env_str("HUB_K8S_INSTANCE", "hub")
+HUB_K8S_IMAGE = env_str("HUB_K8S_IMAGE", "quay.io/jupyter/base-notebook:latest")
+HUB_K8S_IMAGE_PULL_POLICY = env_choice(
+    "HUB_K8S_IMAGE_PULL_POLICY", "IfNotPresent", ("IfNotPresent", "Always", "Never")
+)
+HUB_K8S_IMAGE_PULL_SECRETS = env_list("HUB_K8S_IMAGE_PULL_SECRETS")
+HUB_K8S_STORAGE_CLASS = env_str("HUB_K8S_STORAGE_CLASS")  # "": the cluster's default
+HUB_K8S_STORAGE_CAPACITY = env_str("HUB_K8S_STORAGE_CAPACITY", "10Gi")
+HUB_K8S_STORAGE_ACCESS_MODES = env_list("HUB_K8S_STORAGE_ACCESS_MODES", ["ReadWriteOnce"])
+# what happens to a user's claim (their files) when the user is deleted
+HUB_K8S_PVC_ON_USER_DELETE = env_choice("HUB_K8S_PVC_ON_USER_DELETE", "keep", ("keep", "delete"))
+# base layer under every profile: KubeSpawner keys, e.g. {"node_selector": {...}}
+HUB_K8S_SPAWNER_DEFAULTS = env_json_object("HUB_K8S_SPAWNER_DEFAULTS")
 
 LOGGING = {
     "version": 1,

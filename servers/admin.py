@@ -4,6 +4,7 @@ profiles, and the read-only event history."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -30,7 +31,7 @@ class ServerAdmin(AuditedActions, admin.ModelAdmin):
         "state",
         "profile",
         "user_options",
-        "url",
+        "server_url",
         "open_link",
         "failure",
         "requested_at",
@@ -44,6 +45,11 @@ class ServerAdmin(AuditedActions, admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="URL")
+    def server_url(self, server: Server) -> str:
+        """Where the router sends this server's traffic (empty unless running)."""
+        return server.url or "—"
 
     @admin.display(description="open")
     def open_link(self, server: Server) -> str:
@@ -87,8 +93,63 @@ class ServerAdmin(AuditedActions, admin.ModelAdmin):
         self.message_user(request, f"Stop requested for {stopped} server(s).")
 
 
+class ProfileForm(forms.ModelForm):
+    """The profile's fields in the operator's words, with what each JSON field holds."""
+
+    class Meta:
+        model = Profile
+        fields = [
+            "display_name",
+            "slug",
+            "description",
+            "default",
+            "order",
+            "allowed_groups",
+            "user_env",
+            "image",
+            "cpu_limit",
+            "cpu_guarantee",
+            "mem_limit",
+            "mem_guarantee",
+            "extra_resource_limits",
+            "environment",
+            "options",
+            "spawner_overrides",
+        ]
+        labels = {
+            "user_env": "User environment",
+            "cpu_limit": "CPU limit",
+            "cpu_guarantee": "CPU guarantee",
+            "mem_limit": "Memory limit",
+            "mem_guarantee": "Memory guarantee",
+            "extra_resource_limits": "Extra resource limits",
+            "spawner_overrides": "Spawner overrides",
+        }
+        help_texts = {
+            "slug": 'The name scripts use: user_options {"profile": "<slug>"}.',
+            "default": "Preselected on the start page, and used when a start names no profile.",
+            "order": "Position on the start page (smallest first).",
+            "cpu_limit": "Cores, e.g. 2 or 0.5. Local servers only get CPU_LIMIT set "
+            "(a hard limit needs cgroups); Kubernetes enforces it.",
+            "cpu_guarantee": "Cores reserved (Kubernetes request); local servers ignore it.",
+            "mem_limit": "e.g. 2G or 512M. Local servers: the process's address-space "
+            "limit (RLIMIT_AS); Kubernetes: the container limit.",
+            "mem_guarantee": "e.g. 1G (Kubernetes request); local servers ignore it.",
+            "extra_resource_limits": 'JSON, resource name to amount, e.g. {"nvidia.com/gpu": "1"}.',
+            "image": "Kubernetes image; the local spawner uses the user environment instead.",
+            "environment": "JSON, variable to value, set in the server, "
+            'e.g. {"MPLBACKEND": "Agg"}.',
+            "options": "JSON, KubeSpawner's profile_options: choices on the start page, e.g. "
+            '{"size": {"display_name": "Size", "choices": {"small": {"display_name": '
+            '"Small", "default": true, "overrides": {"mem_limit": "1G"}}}}}.',
+            "spawner_overrides": "JSON, KubeSpawner's kubespawner_override: spawner "
+            'settings of this profile, e.g. {"default_url": "/lab", "mem_limit": "4G"}.',
+        }
+
+
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
+    form = ProfileForm
     list_display = ["display_name", "slug", "default", "order", "group_names"]
     list_editable = ["order"]
     prepopulated_fields = {"slug": ["display_name"]}
@@ -102,10 +163,15 @@ class ProfileAdmin(admin.ModelAdmin):
 
 @admin.register(ServerEvent)
 class ServerEventAdmin(admin.ModelAdmin):
-    list_display = ["created", "server", "kind", "progress", "message", "actor"]
+    list_display = ["when", "server", "kind", "progress", "message", "actor"]
     list_filter = ["kind", "created"]
+    ordering = ["-created", "-id"]  # newest first
     search_fields = ["server__user__username", "server__name", "message"]
     list_select_related = ["server__user"]
+
+    @admin.display(description="time (UTC)", ordering="created")
+    def when(self, event: ServerEvent) -> str:
+        return event.created.strftime("%Y-%m-%d %H:%M:%S")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -17,8 +17,9 @@ class Profile(models.Model):
     `options` maps an option key to
     `{"display_name", "choices": {slug: {"display_name", "default", "overrides"}},
     "unlisted_choice": {"enabled", "display_name", "validation_regex",
-    "validation_message", "override_key"}}` as in KubeSpawner; a chosen
-    choice's `overrides` are merged over the profile's spawner settings."""
+    "validation_message", "override_key" | "overrides"}}` as in KubeSpawner
+    (`overrides` may use "{value}", the text typed); a chosen choice's
+    `overrides` are merged over the profile's spawner settings."""
 
     slug = models.SlugField(max_length=63, unique=True)
     display_name = models.CharField(max_length=255)
@@ -113,6 +114,12 @@ class Server(models.Model):
         """The public URL prefix, JupyterHub's server base_url."""
         username = self.user.username
         return f"/user/{username}/{self.name}/" if self.name else f"/user/{username}/"
+
+    @property
+    def log_name(self) -> str:
+        """JupyterHub's name for a server in messages: `alice`, `alice:box`."""
+        username = self.user.username
+        return f"{username}:{self.name}" if self.name else username
 
     @property
     def browser_url(self) -> str:

@@ -11,6 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def merge(base: Mapping[str, Any], *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """KubeSpawner's override rule: later layers win; nested dictionaries
+    merge key by key (a None value removes the key), everything else replaces."""
+    out = dict(base)
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = {k: v for k, v in merge(out[key], value).items() if v is not None}
+            else:
+                out[key] = value
+    return out
+
+
 class OptionsError(ValueError):
     """The submitted options do not fit the profile; the message is for the user."""
 
@@ -51,4 +64,17 @@ def _unlisted(key: str, option: Mapping[str, Any], value: str) -> dict[str, Any]
     regex = spec.get("validation_regex")
     if regex and not re.fullmatch(regex, value):
         raise OptionsError(spec.get("validation_message") or f"{key}: {value!r} is not allowed")
+    if "overrides" in spec:
+        # KubeSpawner's unlisted_choice.kubespawner_override: "{value}" is the text
+        return _substitute(spec["overrides"], value)
     return {spec.get("override_key", key): value}
+
+
+def _substitute(template: Any, value: str) -> Any:
+    if isinstance(template, str):
+        return template.replace("{value}", value)
+    if isinstance(template, Mapping):
+        return {k: _substitute(v, value) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_substitute(v, value) for v in template]
+    return template

@@ -8,12 +8,22 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from accounts import identity, tokens
+from accounts.api.access import Access
 from accounts.models import User
 from accounts.validators import validate_server_name
 from accounts.views import approved_login_required
@@ -99,6 +109,8 @@ def _render_home(request: HttpRequest, form: NamedServerForm, status: int = 200)
         "named_form": form,
         "allow_named": settings.HUB_ALLOW_NAMED_SERVERS,
         "named_limit": settings.HUB_NAMED_SERVER_LIMIT,
+        # without profiles there is nothing to pick: Start posts the start itself
+        "has_profiles": services.allowed_profiles(request.user).exists(),
     }
     return render(request, "servers/home.html", context, status=status)
 
@@ -132,7 +144,10 @@ def new_named(request: HttpRequest) -> HttpResponse:
         form.add_error(None, "Named servers are not enabled on this hub.")
     if not form.is_valid():
         return _render_home(request, form, status=400)
-    return redirect("spawn", request.user.username, form.cleaned_data["name"])
+    name = form.cleaned_data["name"]
+    if not services.allowed_profiles(request.user).exists():
+        return spawn(request, request.user.username, name)  # nothing to pick: start it
+    return redirect("spawn", request.user.username, name)
 
 
 # --- spawn --------------------------------------------------------------------
@@ -205,18 +220,44 @@ def _server_for_path(owner: User, rest: str) -> Server:
     return owner.servers.filter(name="").first() or Server(user=owner, name="")
 
 
-@approved_login_required
+@csrf_exempt  # only GET acts; other methods get JupyterHub's JSON answer below
 def user_route(request: HttpRequest, username: str, rest: str = "") -> HttpResponse:
+    """/hub/user/<name>/...: where the router sends /user/<name>/... without a
+    route. Like JupyterHub's UserUrlHandler: a token works as well as the
+    session; API requests to a server that is not running get 424 JSON, pages
+    get the spawn prompt (424) or the pending page (303)."""
+    if request.method not in ("GET", "HEAD"):
+        return _not_running_json(request, username, _requested_server_name(request, username, rest))
+    raw = tokens.from_authorization(request.META.get("HTTP_AUTHORIZATION", ""))
+    who = identity.resolve_token(raw) if raw else None
+    if who is None:
+        return _user_route_for_session(request, username, rest)
+    first = rest.split("/", 1)[0]
+    candidates = ["", first] if "/" in rest else [""]
+    if not any(Access(who).on_server("access:servers", username, n) for n in candidates):
+        raise Http404("No access to resources or resources not found")
+    owner = get_object_or_404(User, username=username)
+    return _route(request, owner, _server_for_path(owner, rest), rest)
+
+
+@approved_login_required
+def _user_route_for_session(request: HttpRequest, username: str, rest: str) -> HttpResponse:
     owner = _owner(request, username)
-    server = _server_for_path(owner, rest)
+    return _route(request, owner, _server_for_path(owner, rest), rest)
+
+
+def _route(request: HttpRequest, owner: User, server: Server, rest: str) -> HttpResponse:
     target = f"/user/{owner.username}/{rest}"
     if hosts.is_hostless(owner.username):
         return _render_hostless(request, owner)
     if server.state == State.RUNNING:
         return _bounce_to_server(request, server, hosts.browser_url(owner.username, target))
-    if server.pk and server.is_pending:
+    if prefers_json(request.META.get("HTTP_ACCEPT", "")) or "api" in rest.split("/"):
+        return _not_running_json(request, owner.username, server.name)
+    if server.pk and (server.is_pending or server.state == State.FAILED):
         pending = _server_url_name("spawn-pending", server)
-        return redirect(_with_next(pending, _safe_next(target, server.prefix)))
+        next_url = _with_next(pending, _safe_next(target, server.prefix))
+        return HttpResponseRedirect(next_url, status=303)
     context = {
         "server": server,
         "owner": owner,
@@ -226,6 +267,51 @@ def user_route(request: HttpRequest, username: str, rest: str = "") -> HttpRespo
     }
     # 424 like JupyterHub: frontends polling the API recognise "server not running"
     return render(request, "servers/not_running.html", context, status=424)
+
+
+def prefers_json(accept: str) -> bool:
+    """Whether an Accept header ranks application/json above text/html (only
+    exact types count, as in JupyterHub's get_accepted_mimetype)."""
+    ranked = []
+    for position, item in enumerate(accept.split(",")):
+        mime, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((-quality, position, mime.lower()))
+    for _, _, mime in sorted(ranked):
+        if mime in ("application/json", "text/html"):
+            return mime == "application/json"
+    return False
+
+
+def not_running_message(path: str, spawn_url: str) -> dict[str, str]:
+    """JupyterHub's JSON body for an API request to a server that is not running."""
+    return {
+        "message": f"JupyterHub server no longer running at {path}. "
+        f"Restart the server at {spawn_url}"
+    }
+
+
+def _not_running_json(request: HttpRequest, username: str, server_name: str) -> JsonResponse:
+    spawn_path = f"/hub/spawn/{username}" + (f"/{server_name}" if server_name else "")
+    path = request.path.removeprefix("/hub")
+    body = not_running_message(path, request.build_absolute_uri(spawn_path))
+    return JsonResponse(body, status=424)
+
+
+def _requested_server_name(request: HttpRequest, username: str, rest: str) -> str:
+    """The named server a non-GET request addresses, known only to its owner
+    (JupyterHub tells no one else which servers exist)."""
+    user = request.user
+    if not (user.is_authenticated and user.username == username):
+        return ""
+    return _server_for_path(user, rest).name
 
 
 def _render_hostless(request: HttpRequest, owner: User) -> HttpResponse:

@@ -66,6 +66,7 @@ def api_client_for(token_for) -> Callable[..., APIClient]:
     return make
 
 
+from tests.k8s import k8s_cluster, k8s_simulator  # noqa: E402, F401
 from tests.live import celery_live_worker, live_hub, router, start_server  # noqa: E402, F401
 
 

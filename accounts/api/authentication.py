@@ -9,7 +9,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts import identity
+from accounts import identity, tokens
 from accounts.identity import Identity
 
 
@@ -18,12 +18,10 @@ class HubTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[object, Identity] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return None
-        keyword, _, raw = header.strip().partition(" ")
+        keyword = header.strip().partition(" ")[0]
         if keyword.lower() not in self.keywords:
             return None
-        raw = raw.strip()
+        raw = tokens.from_authorization(header)
         who = identity.resolve_token(raw) if raw else None
         if who is None:
             raise exceptions.AuthenticationFailed("Invalid or expired token")

@@ -249,3 +249,13 @@ def token_model(token: ApiToken) -> dict[str, Any]:
         "session_id": token.session_id or None,
         "oauth_client": client,
     }
+
+
+def auth_state_of(name: str) -> dict[str, Any] | None:
+    """The user's decrypted auth_state; None when off or none was kept."""
+    from accounts import auth_state
+
+    if not auth_state.is_enabled():
+        return None
+    token = User.objects.filter(username=name).values_list("encrypted_auth_state", flat=True)
+    return auth_state.decrypt(token.first() or "")

@@ -123,6 +123,9 @@ class UserView(HubAPIView):
         models = out.user_models(name, self.access, include_stopped=include_stopped)
         if not models:
             raise exceptions.NotFound(f"No such user: {name}")
+        if self.access.on_user("admin:auth_state", name, user_groups(name)):
+            # JupyterHub: only GET /users/{name}, only with admin:auth_state
+            models[0]["auth_state"] = out.auth_state_of(name)
         return Response(models[0])
 
     def post(self, request: Request, name: str) -> Response:

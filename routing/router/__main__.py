@@ -11,8 +11,9 @@ Logs "router listening on http://HOST:PORT" on stderr once every worker listens.
 
 In a worker, each public connection starts in the native HTTP/1.1 relay
 (routing/router/relay.py), which hands anything but ordinary requests to a
-minimal mitmproxy master (proxyserver + RouterAddon); HUB_ROUTER_RELAY=0 gives
-every connection to mitmproxy.
+minimal mitmproxy master (proxyserver + RouterAddon), still behind its parser
+and limits (routing/router/handoff.py); HUB_ROUTER_RELAY=0 hands every
+connection over at once.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def parse_args(argv: list[str]) -> Config:
     )
     parser.add_argument(
         "--hub-url",
-        default=env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
-        help="where the hub answers (env HUB_BIND_URL)",
+        default=env.get("HUB_CONNECT_URL") or env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
+        help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL)",
     )
     parser.add_argument("--token-file", help="file holding the router token")
     parser.add_argument(
@@ -230,7 +231,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
     proxy.addons.add(
         server_addon,
         *edges.addons_before(),
-        RouterAddon(sync, upstream, connect_timeout=config.edges.connect_timeout),
+        RouterAddon(sync, upstream, connect_timeout=config.edges.limits.connect_timeout),
         *edges.addons_after(),
     )
     # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
@@ -255,23 +256,20 @@ async def serve(config: Config, sock: socket.socket) -> None:
         loop.create_task(sync.sync_forever()),
         loop.create_task(sync.report_activity_forever()),
     ]
-    if os.environ.get("HUB_ROUTER_RELAY", "1") != "0":
-        from routing.router.relay import Counters, Relay
+    from routing.router.relay import Counters, Relay
 
-        relay = Relay(
-            sync,
-            upstream,
-            callback,
-            counters=Counters(edges.metrics_addon),
-            hsts=edges.hsts,
-            serves_here=edges.subdomains.serves_here if edges.subdomains else None,
-            connect_timeout=config.edges.connect_timeout,
-            idle_timeout=config.edges.idle_timeout,
-        )
-        listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl)
-        background.append(loop.create_task(relay.sweep_idle_forever()))
-    else:
-        listener = await asyncio.start_server(callback, sock=sock, ssl=edges.ssl)
+    relay = Relay(
+        sync,
+        upstream,
+        callback,
+        counters=Counters(edges.metrics_addon),
+        hsts=edges.hsts,
+        serves_here=edges.subdomains.serves_here if edges.subdomains else None,
+        limits=config.edges.limits,
+        native=os.environ.get("HUB_ROUTER_RELAY", "1") != "0",
+    )
+    listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl)
+    background.append(loop.create_task(relay.sweep_idle_forever()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, proxy.shutdown)
     port = listener.sockets[0].getsockname()[1]

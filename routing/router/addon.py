@@ -25,6 +25,7 @@ from mitmproxy.proxy import layer, layers, server_hooks
 from mitmproxy.proxy.layers.http import HTTPMode
 
 from routing.router.client import RouteSync
+from routing.router.limits import Limits
 from routing.router.table import Classified, PathKind, Route, classify
 
 _ROUTE_KEY = "router.prefix"
@@ -39,7 +40,9 @@ class Upstream:
 
 
 class RouterAddon:
-    def __init__(self, sync: RouteSync, hub: Upstream, *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, sync: RouteSync, hub: Upstream, *, connect_timeout: float = Limits.connect_timeout
+    ) -> None:
         self.sync = sync
         self.table = sync.table
         self.hub = hub

@@ -16,18 +16,16 @@ path keeps its /user/<name>/ prefix), the hub stays on the bare host. So:
   the shared origin: it is redirected to the user's own host, or sent to the
   hub's page when the name cannot be a DNS label.
 
-mitmproxy 11.0.2 internals relied on (pinned; covered by the tests in
-tests/routing/test_router_edges.py): `mitmproxy.proxy.server.TCP_TIMEOUT` is
-read when a connection handler is built (its idle timeout), and
-`ConnectionHandler.open_connection` connects with the module's
-`asyncio.open_connection` (wrapped here with the connect timeout)."""
+Timeouts and limits (routing/router/limits.py holds their defaults) apply to
+every connection, whichever path answers it: the relay enforces them on its
+own connections and on those it hands to mitmproxy (routing/router/handoff.py),
+and the add-on's public `server_connect` hook bounds mitmproxy's connects."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ctypes
-import errno
 import logging
 import os
 import re
@@ -36,11 +34,11 @@ import socket
 import ssl
 import sys
 import time
-import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from routing.hostnames import is_dns_label, is_dns_name
+from routing.router.limits import Limits
 from routing.router.sockets import reserve_port
 
 log = logging.getLogger("routing.router")
@@ -56,8 +54,7 @@ class EdgeConfig:
     hsts_max_age: int = 31_536_000
     subdomain_host: str | None = None
     public_scheme: str | None = None  # what browsers use, when TLS ends before us
-    connect_timeout: float = 10.0
-    idle_timeout: float = 600.0
+    limits: Limits = field(default_factory=Limits)
     metrics_host: str | None = None
     metrics_port: int = 0
     metrics_fd: int | None = None  # set in supervised workers
@@ -116,17 +113,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scheme of subdomain redirects when a load balancer terminates TLS "
         "(default: that of env HUB_PUBLIC_URL, else https with --tls-cert, else http)",
     )
+    defaults = Limits()
     parser.add_argument(
         "--connect-timeout",
         type=float,
-        default=10.0,
+        default=defaults.connect_timeout,
         help="seconds to connect to a backend before answering 502",
     )
     parser.add_argument(
         "--idle-timeout",
         type=float,
-        default=600.0,
+        default=defaults.idle_timeout,
         help="seconds a connection (also a WebSocket) may stay silent before it is closed",
+    )
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=defaults.head_timeout,
+        help="seconds a request head may take from its first byte to its end (408 beyond)",
+    )
+    parser.add_argument(
+        "--max-body-size",
+        type=int,
+        default=defaults.max_body,
+        help="largest request body in bytes (413 beyond; 0: no limit)",
     )
     parser.add_argument(
         "--metrics-listen",
@@ -158,9 +168,11 @@ def from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Edge
             parser.error("--redirect-port must be a port number")
     if args.hsts_max_age < 0:
         parser.error("--hsts-max-age must be 0 or more")
-    for name in ("connect_timeout", "idle_timeout"):
+    for name in ("connect_timeout", "idle_timeout", "head_timeout"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be more than 0 seconds")
+    if args.max_body_size < 0:
+        parser.error("--max-body-size must be 0 (no limit) or more")
     subdomain = None
     if args.subdomain_host:
         subdomain = args.subdomain_host.strip().lower().rstrip(".")
@@ -179,8 +191,12 @@ def from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Edge
         hsts_max_age=args.hsts_max_age,
         subdomain_host=subdomain,
         public_scheme=args.public_scheme,
-        connect_timeout=args.connect_timeout,
-        idle_timeout=args.idle_timeout,
+        limits=Limits(
+            connect_timeout=args.connect_timeout,
+            idle_timeout=args.idle_timeout,
+            head_timeout=args.head_timeout,
+            max_body=args.max_body_size,
+        ),
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         metrics_fd=args.metrics_fd,
@@ -243,11 +259,16 @@ def worker_args(
     edges: EdgeConfig, redirect_port: int | None, metrics_fd: int | None, index: int
 ) -> list[str]:
     """The edge options again, for a worker command line (ports resolved)."""
+    limits = edges.limits
     args = [
         "--connect-timeout",
-        str(edges.connect_timeout),
+        str(limits.connect_timeout),
         "--idle-timeout",
-        str(edges.idle_timeout),
+        str(limits.idle_timeout),
+        "--head-timeout",
+        str(limits.head_timeout),
+        "--max-body-size",
+        str(limits.max_body),
         "--hsts-max-age",
         str(edges.hsts_max_age),
         "--worker-index",
@@ -279,7 +300,6 @@ class EdgeWorker:
 
     def __init__(self, edges: EdgeConfig, host: str, *, supervised: bool) -> None:
         self.edges, self.host, self.supervised = edges, host, supervised
-        install_timeouts(edges.connect_timeout, edges.idle_timeout)
         self.ssl = tls_context(edges.tls_cert, edges.tls_key) if edges.tls_cert else None
         self.board: Any = None
         self.metrics_server: Any = None
@@ -341,26 +361,6 @@ class EdgeWorker:
             if not self.supervised:
                 _say(f"router redirecting http://{self.host}:{sock.getsockname()[1]}")
         return tasks
-
-
-def install_timeouts(connect: float, idle: float) -> None:
-    """Connect and idle timeouts for mitmproxy's connection handlers (pinned
-    11.0.2 internals, see the module docstring). A connect that takes longer than
-    CONNECT fails like a refused one: the client gets mitmproxy's 502."""
-    from mitmproxy.proxy import server
-
-    server.TCP_TIMEOUT = idle  # type: ignore[assignment]
-    shim = types.ModuleType("asyncio")
-    shim.__dict__.update(asyncio.__dict__)
-
-    async def open_connection(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.wait_for(asyncio.open_connection(*args, **kwargs), connect)
-        except TimeoutError:
-            raise OSError(errno.ETIMEDOUT, f"connect timed out after {connect:g} s") from None
-
-    shim.open_connection = open_connection  # type: ignore[attr-defined]
-    server.asyncio = shim  # type: ignore[attr-defined]
 
 
 def die_with_parent() -> None:

@@ -24,115 +24,74 @@ A user the table does not know is looked up at the hub first (RouteSync.resolve:
 misses cached briefly, lookups capped), then sent to the server found or to the
 hub's page for it (/hub/user/...), still on the relay.
 
-Anything else (HTTP/1.0, a malformed head, a path trick, an https upstream, in
-subdomain mode a /user/ path on any host but that user's own) is handed, with the
-bytes already read, to mitmproxy's connection handler, which then owns that
-connection for the rest of its life and answers exactly as before. The
-hand-over uses only asyncio's public API (`transport.set_protocol`, a
-StreamReaderProtocol fed the buffered bytes), no mitmproxy internals.
-HUB_ROUTER_RELAY=0 sends every connection to mitmproxy."""
+Heads and bodies are parsed by routing/router/http1.py (strict RFC 9112, one
+set of limits); what breaks it is answered here (400, 413, 431, 501, 505) and
+never forwarded. A response that breaks it (a transfer coding other than
+chunked, Content-Length with chunked, a `101` nobody asked for, ...) is a 502
+and its server connection is closed, never tunnelled.
+
+What is valid but not ordinary (HTTP/1.0, an https upstream, in subdomain mode
+a /user/ path on any host but that user's own) is handed, with the bytes
+already read, to mitmproxy's connection handler, which then answers on that
+connection for the rest of its life, behind routing/router/handoff.py: every
+further request on it still passes the same parser and limits first.
+HUB_ROUTER_RELAY=0 hands every connection over at once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from routing.router.http1 import (
+    ChunkedBody,
+    HttpError,
+    LengthBody,
+    head_end,
+    leading_empty_lines,
+    parse_request,
+    parse_response,
+    request_body,
+    response_body,
+)
+from routing.router.limits import Limits
 from routing.router.table import PathKind, Route, classify
 
 log = logging.getLogger("routing.router")
 
-MAX_HEAD = 64 * 1024  # a longer request head is refused (431)
 LINGER = 2.0  # seconds to read and drop input after an error answer
 HIGH_WATER = 256 * 1024  # client bytes buffered ahead of a pending response
 
-# One header line: a token, a colon, visible characters / blanks / obs-text (RFC 9110).
-_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
-_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"/[\x21-\x7e]*")
 _DROPPED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
-_NO_BODY_STATUS = (204, 304)
 # may be sent again after a connection closed without an answer (RFC 9110 9.2.2)
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
-_REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large", 502: b"Bad Gateway"}
+REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    505: b"HTTP Version Not Supported",
+}
 
 Handoff = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class FramingError(Exception):
-    """A body that does not follow its own framing: the connection cannot go on."""
-
-
-class LengthBody:
-    """Content-Length framing: counts bytes down."""
-
-    __slots__ = ("remaining",)
-
-    def __init__(self, length: int) -> None:
-        self.remaining = length
-
-    def feed(self, data: bytes, start: int) -> int:
-        """Consume from DATA[START:]; return the index where this body ends (or len)."""
-        take = min(self.remaining, len(data) - start)
-        self.remaining -= take
-        return start + take
-
-    @property
-    def done(self) -> bool:
-        return self.remaining == 0
-
-
-class ChunkedBody:
-    """Chunked framing, walked without copying: the bytes are forwarded as they
-    came; only the size lines are read, to know where the message ends."""
-
-    __slots__ = ("done", "line", "remaining", "state")
-    SIZE, DATA, CRLF, TRAILER = range(4)
-
-    def __init__(self) -> None:
-        self.state = self.SIZE
-        self.remaining = 0
-        self.line = b""
-        self.done = False
-
-    def feed(self, data: bytes, start: int) -> int:
-        i, n = start, len(data)
-        while i < n and not self.done:
-            if self.state == self.DATA or self.state == self.CRLF:
-                take = min(self.remaining, n - i)
-                if self.state == self.CRLF:
-                    expected = b"\r\n"[2 - self.remaining :][:take]
-                    if data[i : i + take] != expected:
-                        raise FramingError("chunk data not followed by CRLF")
-                i += take
-                self.remaining -= take
-                if self.remaining == 0:
-                    if self.state == self.DATA:
-                        self.state, self.remaining = self.CRLF, 2
-                    else:
-                        self.state = self.SIZE
-                continue
-            end = data.find(b"\n", i)
-            if end < 0:
-                self.line += data[i:]
-                if len(self.line) > 4096:
-                    raise FramingError("chunk size line too long")
-                return n
-            line = (self.line + data[i:end]).rstrip(b"\r")
-            self.line = b""
-            i = end + 1
-            if self.state == self.TRAILER:
-                if not line:
-                    self.done = True
-                continue
-            size = line.split(b";", 1)[0].strip()
-            if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
-                raise FramingError("bad chunk size")
-            self.remaining = int(size, 16)
-            self.state = self.DATA if self.remaining else self.TRAILER
-        return i
+def error_answer(status: int, message: str) -> bytes:
+    """The router's own answer (plain text), after which it closes."""
+    body = (message + "\n").encode()
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+        % (
+            status,
+            REASONS.get(status, b"Error"),
+            len(body),
+        )
+        + b"Connection: close\r\n\r\n"
+        + body
+    )
 
 
 class Counters:
@@ -166,8 +125,8 @@ class Relay:
         counters: Counters | None = None,
         hsts: str = "",
         serves_here: Callable[[str, str], bool] | None = None,
-        connect_timeout: float = 10.0,
-        idle_timeout: float = 600.0,
+        limits: Limits | None = None,
+        native: bool = True,
     ) -> None:
         self.sync = sync
         self.table = sync.table
@@ -177,9 +136,9 @@ class Relay:
         self.counters = counters or Counters()
         self.hsts = b"Strict-Transport-Security: " + hsts.encode() + b"\r\n" if hsts else b""
         self.serves_here = serves_here  # subdomain mode: is this user's path on its host?
-        self.connect_timeout = connect_timeout
-        self.idle_timeout = idle_timeout
-        self.connections: set[ClientSide] = set()
+        self.limits = limits or Limits()
+        self.native = native  # False: every connection goes to mitmproxy at once
+        self.connections: set[Any] = set()  # ClientSide and HandedOff: the sweep's
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def protocol(self) -> ClientSide:
@@ -190,16 +149,24 @@ class Relay:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def sweep_idle_forever(self) -> None:
-        """mitmproxy's idle timeout, for relay connections: no byte either way
-        for `idle_timeout` seconds closes both sides. One pass a second costs
-        less than a timer per request."""
+    async def sweep_idle_forever(self, every: float = 1.0) -> None:
+        """The idle and head timeouts, for every connection (handed-off ones
+        too): no byte either way for `idle_timeout` seconds closes both sides; a
+        request head still incomplete `head_timeout` seconds after its first
+        byte is answered 408. One pass a second costs less than a timer per
+        request."""
         loop = asyncio.get_running_loop()
+        limits = self.limits
+        every = min(every, limits.head_timeout / 2, limits.idle_timeout / 2)
         while True:
-            await asyncio.sleep(1.0)
-            limit = loop.time() - self.idle_timeout
-            for conn in [c for c in self.connections if c.last_io < limit]:
-                conn.abort()
+            await asyncio.sleep(every)
+            now = loop.time()
+            idle, slow = now - limits.idle_timeout, now - limits.head_timeout
+            for conn in list(self.connections):
+                if conn.last_io < idle:
+                    conn.abort()
+                elif 0 < conn.head_started < slow:
+                    conn.fail(408, f"Request head not complete in {limits.head_timeout:g} s")
 
 
 class ClientSide(asyncio.Protocol):
@@ -226,7 +193,10 @@ class ClientSide(asyncio.Protocol):
         self.head = b""  # the forwarded head of the current request (one retry)
         self.pending_body: LengthBody | ChunkedBody | None = None
         self.retry = False
+        self.upgrade_asked = False  # the current request may be answered 101
         self.last_io = 0.0
+        self.head_started = 0.0  # when the first byte of an incomplete head came (or 0)
+        self.scanned = 0  # bytes of an incomplete head already scanned
         self.forwarded = b""  # X-Forwarded-For/Proto lines, fixed per connection
 
     # --- asyncio callbacks --------------------------------------------------------
@@ -240,6 +210,8 @@ class ClientSide(asyncio.Protocol):
         client = (peer[0] if peer else "").encode("latin-1")
         self.forwarded = b"X-Forwarded-For: " + client + b"\r\nX-Forwarded-Proto: " + proto
         self.forwarded += b"\r\n"
+        if not self.relay.native:
+            self.hand_off()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -255,8 +227,8 @@ class ClientSide(asyncio.Protocol):
         if self.body is not None and upstream is not None:
             try:
                 end = self.body.feed(data, 0)
-            except FramingError as exc:
-                self.fail(400, f"Bad request body: {exc}")
+            except HttpError as exc:
+                self.fail(exc.status, f"Bad request body: {exc.message}")
                 return
             upstream.write(data if end == len(data) else data[:end])
             if self.body.done:
@@ -305,126 +277,105 @@ class ClientSide(asyncio.Protocol):
     # --- requests -----------------------------------------------------------------
 
     def next_request(self) -> None:
-        """Parse the next request head in the buffer and send it on, or hand the
-        connection to mitmproxy if it is not ordinary."""
+        """Parse the next request head in the buffer and send it on, answer it
+        ourselves when it breaks HTTP/1.1, or hand the connection to mitmproxy
+        when it is valid but not ordinary."""
         buf = self.buf
-        end = buf.find(b"\r\n\r\n", 0, MAX_HEAD)
+        if buf[:2] == b"\r\n":
+            del buf[: leading_empty_lines(buf)]
+            self.scanned = 0
+        try:
+            end = head_end(buf, self.scanned)
+        except HttpError as exc:
+            self.fail(exc.status, exc.message)
+            return
         if end < 0:
-            if len(buf) >= MAX_HEAD:  # mitmproxy has no limit: refuse here
-                self.fail(431, f"Request header fields too large (limit {MAX_HEAD} bytes)")
+            self.scanned = len(buf)
+            if buf and not self.head_started:
+                self.head_started = self.loop.time()
             return
-        line_end = buf.find(b"\r\n")
-        request_line = bytes(buf[:line_end])
-        parts = request_line.split(b" ")
-        if (
-            len(parts) != 3
-            or parts[2] != b"HTTP/1.1"
-            or not _METHOD.fullmatch(parts[0])
-            or not _TARGET.fullmatch(parts[1])
-            or not _HEADER_LINES.fullmatch(buf, line_end + 2, end + 2)
-        ):
-            self.hand_off()
-            return
-        method, target = parts[0], parts[1]
-        where = classify(target.decode("latin-1"))
+        self.scanned = 0
+        self.head_started = 0.0
+        head = bytes(buf[:end])
         relay = self.relay
-        if where.kind == PathKind.BAD or (where.kind == PathKind.HUB and not relay.hub_plain):
-            self.hand_off()  # a refused path: mitmproxy's 400
+        try:
+            request = parse_request(head, _DROPPED)
+            where = classify(request.target.decode("latin-1"))
+            if where.kind == PathKind.BAD:
+                raise HttpError(400, f"Bad request path: {where.reason}")
+            if request.version != b"HTTP/1.1" or (
+                where.kind == PathKind.HUB and not relay.hub_plain
+            ):
+                self.hand_off()  # valid, not ordinary: mitmproxy answers it
+                return
+            self.pending_body = request_body(request, relay.limits.max_body)
+        except HttpError as exc:
+            self.fail(exc.status, exc.message)
             return
-        lines = [b""]  # the request line goes in first, once the target is final
-        host = None
-        length = None
-        chunked = False
-        keep_alive = True
-        for line in bytes(buf[line_end + 2 : end]).split(b"\r\n"):
-            name, _, value = line.partition(b":")
-            lower = name.lower()
-            if lower in _DROPPED:
-                continue
-            if lower == b"host":
-                if host is not None:
-                    self.hand_off()
-                    return
-                host = value.strip()
-            elif lower == b"content-length":
-                value = value.strip()
-                if length is not None or not value.isdigit():
-                    self.hand_off()
-                    return
-                length = int(value)
-            elif lower == b"transfer-encoding":
-                if chunked or value.strip().lower() != b"chunked":
-                    self.hand_off()
-                    return
-                chunked = True
-            elif lower == b"connection" and b"close" in value.lower():
-                keep_alive = False
-            lines.append(line)
-        if host is None or (chunked and length is not None):
-            self.hand_off()
-            return
-        lines.append(self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n")
-        del buf[: end + 4]
-        self.method = method
-        self.keep_alive = keep_alive
+        host = request.host or b""
+        request_line = head[: head.find(b"\r\n")]
+        rest = request.fields + self.forwarded + b"X-Forwarded-Host: " + host + b"\r\n\r\n"
+        del buf[:end]
+        self.method = request.method
+        self.keep_alive = request.keep_alive
+        self.upgrade_asked = request.upgrade
         self.started = self.loop.time()
         self.busy = True
         # the body is forwarded once the head has gone out (after a lookup, maybe)
-        self.pending_body = ChunkedBody() if chunked else LengthBody(length) if length else None
         if where.kind == PathKind.HUB:
-            self.forward(lines, request_line, None)
+            self.forward(rest, request_line, None)
             return
         serves_here = relay.serves_here
         if serves_here and not serves_here(host.decode("latin-1"), where.user):
-            self.unread(lines, request_line)
+            self.unread(head)
             self.hand_off()  # another user's path, or the bare host: its add-on decides
             return
         route = relay.table.lookup(where.user, where.segment)
         if route is None:
             self._pause()
-            relay.spawn(self._resolve(lines, request_line, where.user, where.segment, target))
+            relay.spawn(self._resolve(rest, request_line, head, where, request.target))
         elif route.scheme != "http":
-            self.unread(lines, request_line)
+            self.unread(head)
             self.hand_off()  # mitmproxy speaks TLS to this server
         else:
-            self.forward(lines, request_line, route)
+            self.forward(rest, request_line, route)
 
     async def _resolve(
-        self, lines: list[bytes], request_line: bytes, user: str, segment: str, target: bytes
+        self, rest: bytes, request_line: bytes, head: bytes, where: Any, target: bytes
     ) -> None:
         """A user the table does not know: ask the hub (RouteSync.resolve caches
         misses and caps concurrent lookups), then forward to the server, or to
         the hub's page for it (/hub/user/...), which tells the user what is up."""
         path = target.split(b"?", 1)[0].decode("latin-1")
         try:
-            route = await self.relay.sync.resolve(user, segment, path)
+            route = await self.relay.sync.resolve(where.user, where.segment, path)
         except Exception as exc:  # never leave the client hanging on a lookup
             log.warning("route lookup for %s failed: %s", path, exc)
             route = None
         if self.closed:
             return
         if route is not None and route.scheme == "http":
-            self.forward(lines, request_line, route)
+            self.forward(rest, request_line, route)
         elif route is None:
-            self.forward(lines, _to_hub_page(request_line), None)
+            self.forward(rest, _to_hub_page(request_line), None)
         else:
-            self.unread(lines, request_line)
+            self.unread(head)
             self.hand_off()
         self._resume()
 
-    def unread(self, lines: list[bytes], request_line: bytes) -> None:
-        """Put a parsed head back in front of the buffer, as the client sent it
-        (minus the X-Forwarded-* it may not set), for mitmproxy to read."""
-        lines[0] = request_line
-        self.buf[:0] = b"\r\n".join(lines[:-1]) + b"\r\n\r\n"
+    def unread(self, head: bytes) -> None:
+        """Put a parsed head back in front of the buffer, as the client sent it,
+        for the hand-off (which parses it again; mitmproxy's add-on replaces the
+        X-Forwarded-* a client may have sent)."""
+        self.buf[:0] = head
         self.busy = False
         self.body = None
 
-    def forward(self, lines: list[bytes], request_line: bytes, route: Route | None) -> None:
-        """Send the head (and any body bytes already read) to ROUTE's server, or
-        to the hub when ROUTE is None."""
-        lines[0] = request_line
-        head = b"\r\n".join(lines) + b"\r\n"
+    def forward(self, rest: bytes, request_line: bytes, route: Route | None) -> None:
+        """Send the head (REQUEST_LINE, then REST: its fields and the empty line)
+        and any body bytes already read to ROUTE's server, or to the hub when
+        ROUTE is None."""
+        head = request_line + b"\r\n" + rest
         relay = self.relay
         self.route = route
         self.rechecked = False
@@ -513,8 +464,8 @@ class ClientSide(asyncio.Protocol):
         data = bytes(buf)
         try:
             end = body.feed(data, 0)
-        except FramingError as exc:
-            self.fail(400, f"Bad request body: {exc}")
+        except HttpError as exc:
+            self.fail(exc.status, f"Bad request body: {exc.message}")
             return
         upstream.write(data[:end])
         del buf[:end]
@@ -566,29 +517,12 @@ class ClientSide(asyncio.Protocol):
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
+        self.head_started = 0.0
         if not self.closed:
-            reason = _REASONS.get(status, b"Error")
-            body = (message + "\n").encode()
-            self.transport.write(
-                b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
-            )
-            self._linger()
+            self.transport.write(error_answer(status, message))
+            linger(self.transport, self.loop)
         self.closed = True
-
-    def _linger(self) -> None:
-        """Close after the answer without resetting it away: a socket closed with
-        unread input sends RST, which can destroy the answer in flight. So shut
-        our side, read and drop what the client still sends, close a bit later."""
-        transport = self.transport
-        if not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
-        if self.paused:
-            self.paused = False
-            transport.resume_reading()
-        self.loop.call_later(LINGER, transport.close)
+        self.relay.connections.discard(self)
 
     def abort(self) -> None:
         if self.upstream is not None:
@@ -599,25 +533,36 @@ class ClientSide(asyncio.Protocol):
     # --- to mitmproxy -------------------------------------------------------------
 
     def hand_off(self) -> None:
-        """Give the connection, with what was read of it, to mitmproxy."""
+        """Give the connection, with what was read of it, to mitmproxy (through
+        the parser of routing/router/handoff.py)."""
+        from routing.router.handoff import HandedOff
+
         self.relay.connections.discard(self)
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
+        self.closed = True  # this protocol no longer speaks for the socket
         transport = self.transport
-        reader = asyncio.StreamReader(limit=MAX_HEAD, loop=self.loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=self.loop)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        if self.buf:
-            reader.feed_data(bytes(self.buf))
-            self.buf.clear()
-        writer = asyncio.StreamWriter(transport, protocol, reader, self.loop)
+        handed = HandedOff(self.relay, transport, bytes(self.buf))
+        self.buf.clear()
+        transport.set_protocol(handed)
         if self.paused:
             self.paused = False
             transport.resume_reading()
-        self.closed = True  # this protocol no longer speaks for the socket
-        self.relay.spawn(self.relay.handoff(reader, writer))
+        handed.start()
+
+
+def linger(transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Close after an answer of our own without resetting it away: a socket
+    closed with unread input sends RST, which can destroy the answer in flight.
+    So shut our side, read and drop what the client still sends (the protocol
+    ignores it), close a bit later."""
+    if not transport.can_write_eof():
+        transport.close()
+        return
+    transport.write_eof()
+    transport.resume_reading()
+    loop.call_later(LINGER, transport.close)
 
 
 def _to_hub_page(head: bytes) -> bytes:
@@ -657,11 +602,10 @@ class UpstreamSide(asyncio.Protocol):
         relay = client.relay
         host, port = self.address
         try:
-            await asyncio.wait_for(
-                client.loop.create_connection(lambda: self, host, port), relay.connect_timeout
-            )
+            timeout = relay.limits.connect_timeout
+            await asyncio.wait_for(client.loop.create_connection(lambda: self, host, port), timeout)
         except TimeoutError:
-            self._unreachable(f"connect timed out after {relay.connect_timeout:g} s")
+            self._unreachable(f"connect timed out after {relay.limits.connect_timeout:g} s")
         except OSError as exc:
             self._unreachable(exc.strerror or str(exc))
 
@@ -747,86 +691,50 @@ class UpstreamSide(asyncio.Protocol):
             self.reusable = False  # bytes nobody asked for: never reuse this socket
             self.close()
             return
+        start = 0
         if self.buf:  # the head came in pieces
+            start = len(self.buf)
             self.buf += data
             data = bytes(self.buf)
             self.buf.clear()
-        self._head(data)
+        self._head(data, start)
 
-    def _head(self, raw: bytes) -> None:
-        """RAW: the response head (maybe not all of it yet), then whatever of the
-        body came with it; the usual case is one read holding the whole answer."""
+    def _head(self, raw: bytes, start: int = 0) -> None:
+        """RAW: the response head (maybe not all of it yet; RAW[:START] was
+        scanned before), then whatever of the body came with it; the usual case
+        is one read holding the whole answer."""
         client = self.client
         while self.reading_head:
-            end = raw.find(b"\r\n\r\n")
-            if end < 0:
-                if len(raw) > MAX_HEAD:
-                    self._bad_response("response head too long")
-                else:
+            try:
+                end = head_end(raw, start, status=502)
+                if end < 0:
                     self.buf += raw
+                    return
+                response = parse_response(raw[:end], upgrade_asked=client.upgrade_asked)
+            except HttpError as exc:
+                self._bad_response(exc.message)
                 return
-            head_end = end + 4
-            head = raw[:head_end]
-            line_end = head.find(b"\r\n")
-            status_line = head[:line_end]
-            if status_line[:7] != b"HTTP/1." or len(status_line) < 12:
-                self._bad_response("not an HTTP/1 response")
-                return
-            code = status_line[9:12]
-            if not code.isdigit():
-                self._bad_response("bad status code")
-                return
-            status = int(code)
+            status = response.status
             if 100 <= status < 200 and status != 101:
-                client.write(head)  # 100 Continue & co.; the final answer follows
-                raw = raw[head_end:]
+                client.write(raw[:end])  # 100 Continue & co.; the final answer follows
+                raw, start = raw[end:], 0
                 continue
             self.reading_head = False
             self.status = status
-            length = None
-            chunked = False
-            reusable = status_line[7:8] == b"1"  # HTTP/1.1
-            location = b""
-            for line in head[line_end + 2 : end].split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                lower = name.lower()
-                if lower == b"content-length":
-                    value = value.strip()
-                    if not value.isdigit() or (length is not None and int(value) != length):
-                        self._bad_response("bad Content-Length")
-                        return
-                    length = int(value)
-                elif lower == b"transfer-encoding":
-                    chunked = value.strip().lower().endswith(b"chunked")
-                    if not chunked:
-                        reusable = False
-                elif lower == b"connection" and b"close" in value.lower():
-                    reusable = False
-                elif lower == b"location":
-                    location = value.strip()
             write_from = 0  # the head goes out unchanged, with the body bytes: one send
             if client.relay.hsts:
-                client.write(head[:-2] + client.relay.hsts + b"\r\n")
-                write_from = head_end
+                client.write(raw[: end - 2] + client.relay.hsts + b"\r\n")
+                write_from = end
             if status == 101:
                 if write_from < len(raw):
                     client.write(raw[write_from:] if write_from else raw)
                 client.start_tunnel()
                 return
-            if self.to_hub and 300 <= status < 400 and location:
-                client.relay.sync.hub_redirected(location.decode("latin-1"))
-            if client.method == b"HEAD" or status in _NO_BODY_STATUS:
-                self.body = LengthBody(0)
-            elif chunked:
-                self.body = ChunkedBody()
-            elif length is not None:
-                self.body = LengthBody(length)
-            else:
-                self.body = LengthBody(1 << 62)  # until the server closes
-                self.until_close = True
-                reusable = False
-            self.reusable = reusable
-            self._body(raw, head_end, write_from)
+            if self.to_hub and 300 <= status < 400 and response.location:
+                client.relay.sync.hub_redirected(response.location.decode("latin-1"))
+            self.body, self.until_close = response_body(response, client.method)
+            self.reusable = response.reusable and not self.until_close
+            self._body(raw, end, write_from)
             return  # (the next request may already be waiting for its own head)
 
     def _body(self, data: bytes, start: int, write_from: int | None = None) -> None:
@@ -836,9 +744,9 @@ class UpstreamSide(asyncio.Protocol):
         client = self.client
         try:
             end = body.feed(data, start)
-        except FramingError:
+        except HttpError:
             self.reusable = False
-            client.abort()
+            client.abort()  # mid-body: the client must see it as incomplete
             return
         low = start if write_from is None else write_from
         if end > low:

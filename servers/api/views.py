@@ -48,7 +48,8 @@ class ServerView(HubAPIView):
         return Response(server_model(name, server_row(server), with_state=with_state))
 
     def post(self, request: Request, name: str, server_name: str = "") -> Response:
-        """Start: 202 spawn requested or pending, 201 already running."""
+        """Start: 202 while the start runs (or was already pending), 201 if it
+        finished at once; 400 if already running or stopping (JupyterHub 6.1.1)."""
         self._require("start:servers", name, server_name)
         user = find_user(name)
         _check_name(server_name)

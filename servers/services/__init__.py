@@ -34,7 +34,7 @@ from servers.services.launch import (
     stop_now,
     stop_on_spawner,
 )
-from servers.services.profiles import allowed_profiles, pick_profile
+from servers.services.profiles import allowed_profiles, import_profiles, pick_profile
 from servers.services.reconcile import check_alive, expire_stale, reconcile_servers
 from servers.services.records import (
     check_server_name,
@@ -64,6 +64,7 @@ __all__ = [
     "delete_user",
     "expire_stale",
     "get_or_create_server",
+    "import_profiles",
     "issue_credentials",
     "mark_failed",
     "mark_running",

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import policy as sign_in_policy
 from accounts.models import User
 from hubsite.celery import app
 from servers import hosts
@@ -56,6 +57,9 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
             f"<user>.{settings.HUB_SUBDOMAIN_HOST}; ask an administrator to rename the account.",
             400,
         )
+    if not sign_in_policy.is_allowed_now(server.user, ask_directory=True):
+        # blocked, or no longer on an allow-list (left an allowed group)
+        raise StartRefused(f"{server.user.username} is not allowed to use this hub", 403)
     named_server_allowed(server.user, server.name)
     options = dict(user_options)
     profile = pick_profile(server.user, options.pop("profile", None))

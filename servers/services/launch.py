@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import auth_state
 from accounts.models import User
 from servers import hosts
 from servers import options as profile_options
@@ -40,9 +41,9 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
     options = server.options()
     options.pop("profile", None)
     overrides = profile_options.choose(profile.options if profile else {}, options)
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"default_url": settings.HUB_DEFAULT_URL}
     if profile is not None:
-        fields = {
+        fields |= {
             "user_env": profile.user_env,
             "image": profile.image,
             "environment": dict(profile.environment),
@@ -52,7 +53,10 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
             "mem_guarantee": profile.mem_guarantee,
             "extra_resource_limits": dict(profile.extra_resource_limits),
         }
-        overrides = {**profile.spawner_overrides, **overrides}
+        overrides = profile_options.merge(profile.spawner_overrides, overrides)
+    # the sign-in's upstream token (auth_state), under what the profile sets
+    upstream = auth_state.spawn_environment(server.user.encrypted_auth_state)
+    fields["environment"] = {**upstream, **fields.get("environment", {})}
     known = {k: v for k, v in overrides.items() if k in SpawnSpec.__dataclass_fields__}
     if "environment" in known:
         known["environment"] = {**fields.get("environment", {}), **known["environment"]}
@@ -68,7 +72,6 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
         user_host=hosts.user_host(server.user.username),
         hub_host=hosts.hub_host() if settings.HUB_SUBDOMAIN_HOST else "",
         home=Path(settings.HUB_HOMES_DIR) / server.user.username,
-        default_url=settings.HUB_DEFAULT_URL,
         activity_interval=settings.HUB_ACTIVITY_INTERVAL,
         overrides=overrides,
         **fields,
@@ -185,7 +188,12 @@ def stop_now(server: Server, *, by: str) -> None:
 
 
 def delete_user(user: User, *, by: str) -> None:
-    """Remove an account, stopping its servers here first (see stop_now)."""
+    """Remove an account, stopping its servers here first (see stop_now), then
+    what the spawner keeps for the user (a Kubernetes claim, by the
+    operator's HUB_K8S_PVC_ON_USER_DELETE)."""
     for server in user.servers.active():
         stop_now(server, by=by)
+    username = user.username
     user.delete()
+    for action in get_spawner().forget_user(username):
+        log.warning("%s (deleted by %s)", action, by)

@@ -1,6 +1,6 @@
 """Reconciling the database (what should be) with the spawner (what is):
 pending servers orphaned by a dead worker are finished, running servers whose
-process died become failed."""
+process died become failed, and what the spawner runs for no server is removed."""
 
 from __future__ import annotations
 
@@ -47,10 +47,19 @@ def check_alive(server: Server) -> bool:
     return False
 
 
+def sweep_orphans() -> list[str]:
+    """Ask the spawner to remove what belongs to no starting, running or
+    stopping server (a pod left by a dead worker, or by a failed server)."""
+    active = Server.objects.filter(
+        state__in=[State.STARTING, State.RUNNING, State.STOPPING]
+    ).values_list("user__username", "name")
+    return get_spawner().cleanup(list(active), grace=settings.HUB_STOP_GRACE)
+
+
 def reconcile_servers() -> list[str]:
     """One reconcile pass over every server; returns what was done."""
     actions = expire_stale()
     for server in Server.objects.filter(state=State.RUNNING).select_related("user"):
         if not check_alive(server):
             actions.append(f"marked {server} failed: its process is gone")
-    return actions
+    return actions + sweep_orphans()

@@ -14,6 +14,7 @@ from accounts.validators import validate_server_name
 from servers.models import Server, ServerEvent
 from servers.services.claims import named_server_allowed, request_start, request_stop
 from servers.services.errors import ServerExists, StartRefused
+from servers.services.reconcile import check_alive
 
 State = Server.State
 
@@ -32,12 +33,20 @@ def start_server(
     display_name: str | None = None,
 ) -> Server:
     """Find or create USER's server NAME and request its start. USER_OPTIONS
-    None reuses the last start's. A refused first start of a named server
-    leaves no empty named server behind."""
+    None reuses the last start's. A server already running or stopping is
+    refused (StartRefused, 400); one starting is left to its start (the API's
+    202). A refused first start of a named server leaves no empty named
+    server behind."""
     server, created = Server.objects.get_or_create(user=user, name=name)
     try:
+        if server.state == State.RUNNING:
+            # JupyterHub 6.1.1 answers 400; a server whose process died is failed
+            # by check_alive and started again below, as JupyterHub's poll does
+            if check_alive(server):
+                raise StartRefused(f"{server.log_name} is already running", 400)
+            server.refresh_from_db()
         if server.state == State.STOPPING:
-            raise StartRefused(f"{user.username}/{name} is pending stop", 400)
+            raise StartRefused(f"{server.log_name} is pending stop", 400)
         if display_name is not None:
             set_display_name(server, display_name)
         options = server.user_options or {} if user_options is None else user_options

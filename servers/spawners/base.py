@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +128,14 @@ class Spawner(ABC):
     def describe_failure(self, state: dict[str, Any]) -> str:
         """A short reason for an unexpected exit, shown to the user."""
         return "the server exited"
+
+    def cleanup(self, active: Iterable[tuple[str, str]], *, grace: float) -> list[str]:
+        """Reconcile: remove servers this backend runs that belong to none of
+        ACTIVE ((username, server name) of every starting, running or
+        stopping server). Returns what was done, one line each."""
+        return []
+
+    def forget_user(self, username: str) -> list[str]:
+        """The user was deleted: release what the backend keeps for them
+        beyond their servers (storage), as the operator's policy says."""
+        return []

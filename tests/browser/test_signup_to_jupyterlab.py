@@ -1,6 +1,7 @@
 """The whole journey in headless Debian chromium, through the real router:
 sign up, an admin approves (Django admin, second browser context), log in,
-pick a profile, watch the progress bar, land in JupyterLab and run a cell."""
+pick a profile, watch the progress bar, land in JupyterLab and run a cell,
+then stop the server from the home page and watch the page follow."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SPAWN_TIMEOUT_MS = 120_000
+STOP_TIMEOUT_MS = 60_000
 # set to a directory to keep a screenshot of each step (debugging aid, e.g. in CI)
 SCREENSHOTS = os.environ.get("HUB_TEST_SCREENSHOTS", "")
 
@@ -120,6 +122,15 @@ def journey(base: str) -> None:
             output = page.locator(".jp-OutputArea-output").first
             expect(output).to_have_text("42", timeout=SPAWN_TIMEOUT_MS)
             shot(page, "5-jupyterlab-cell")
+
+            # Stop from the home page: it follows the state by itself (no reload here)
+            page.goto(f"{base}/hub/home")
+            page.click("#stop-server")
+            expect(page.locator("#default-server")).to_contain_text("Stopping")
+            shot(page, "6-stopping")
+            expect(page.locator("#start-server")).to_be_visible(timeout=STOP_TIMEOUT_MS)
+            expect(page.locator("#default-server .badge")).to_have_text("Stopped")
+            shot(page, "7-stopped")
             user_context.close()
         finally:
             browser.close()
@@ -139,5 +150,7 @@ def test_signup_approval_spawn_and_a_cell_in_jupyterlab(
     newbie = User.objects.get(username="newbie")
     server = newbie.servers.get(name="")
     assert newbie.is_approved
-    assert server.state == Server.State.RUNNING
+    assert server.state == Server.State.STOPPED
     assert server.profile.slug == "standard"
+    kinds = list(server.events.order_by("id").values_list("kind", flat=True))
+    assert kinds[-2:] == ["stop_requested", "stopped"]

@@ -45,3 +45,21 @@ def test_consumer_never_reads_a_half_written_message_from_concurrent_publishers(
         proc.join()
     assert received == {(p, i) for p in range(PUBLISHERS) for i in range(PER_PUBLISHER)}
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_filesystem_connection_logs_no_hostname_warning(tmp_path, caplog):
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(tmp_path)
+    ) as conn:
+        conn.SimpleQueue("spawns").put({"x": 1})
+        conn.clone().release()
+    assert not [r for r in caplog.records if "No hostname" in r.getMessage()]
+
+
+def test_the_apps_broker_connection_logs_no_hostname_warning(caplog):
+    from hubsite.celery import app
+
+    with app.connection_for_write() as conn:
+        conn._info()  # where kombu decides about the hostname
+        conn.clone().release()
+    assert not [r for r in caplog.records if "No hostname" in r.getMessage()]

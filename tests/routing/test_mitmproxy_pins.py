@@ -45,5 +45,16 @@ def test_server_instance_handle_stream_is_what_our_listener_calls():
 
 
 def test_connection_idle_timeout_is_the_documented_ten_minutes():
-    # kernels idle longer need WebSocket pings (jupyter-server sends them)
+    # the upper bound on handed-off connections (routing/router/limits.py); the
+    # router's own idle timeout (default the same) applies to them first
     assert server.TCP_TIMEOUT == 600
+
+
+def test_server_connect_hook_runs_before_the_connect_and_may_move_or_refuse_it():
+    # RouterAddon.server_connect (public hook) checks the target within the connect
+    # timeout, moves a stale route's connection to its new address, or refuses it
+    source = inspect.getsource(server.ConnectionHandler.open_connection)
+    hook = source.index("await self.handle_hook(server_hooks.ServerConnectHook(hook_data))")
+    refused = source.index("if err := command.connection.error:")
+    connect = source.index("*command.connection.address,")
+    assert hook < refused < connect

@@ -1,7 +1,8 @@
-"""The native HTTP/1.1 relay (routing/router/relay.py) at the byte level: body
-framing, keep-alive reuse, interim answers, and the hand-over to mitmproxy of
-everything that is not an ordinary request. A real router process talks to a
-scripted backend that records exactly what reached it."""
+"""The native HTTP/1.1 relay (routing/router/relay.py) at the byte level:
+bodies in pieces, keep-alive reuse, interim answers, and the hand-over to
+mitmproxy of everything that is not an ordinary request (the framing itself,
+as pure functions: test_http1.py). A real router process talks to a scripted
+backend that records exactly what reached it."""
 
 from __future__ import annotations
 
@@ -14,39 +15,11 @@ from collections.abc import Iterator
 import h11
 import pytest
 
-from routing.router.relay import ChunkedBody, FramingError, LengthBody
 from tests.live import wait_for
 from tests.routing.conftest import launch_router
 from tests.routing.fakes import TOKEN, HubState, Running, make_hub
 
-# --- framing, as a pure function of the bytes ----------------------------------------
-
 CHUNKED = b"5;ext=1\r\nhello\r\n0007\r\n, world\r\n0\r\nX-Trailer: yes\r\n\r\n"
-
-
-@pytest.mark.parametrize("split", range(1, len(CHUNKED)))
-def test_chunked_end_is_found_wherever_the_bytes_are_split(split):
-    body = ChunkedBody()
-    first = body.feed(CHUNKED[:split], 0)
-    assert first == split and not body.done
-    assert body.feed(CHUNKED[split:] + b"NEXT", 0) == len(CHUNKED) - split
-    assert body.done
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [b"zz\r\n", b"5\r\nhelloXX", b"-1\r\n", b"1" * 17 + b"\r\n", b"5" + b" " * 5000],
-)
-def test_broken_chunked_framing_is_an_error_not_a_guess(bad):
-    with pytest.raises(FramingError):
-        ChunkedBody().feed(bad, 0)
-
-
-def test_length_body_stops_at_its_length():
-    body = LengthBody(5)
-    assert body.feed(b"abc", 0) == 3 and not body.done
-    assert body.feed(b"xxdeNEXT", 2) == 4 and body.done
-
 
 # --- a backend that says exactly what it is told -------------------------------------
 

@@ -4,6 +4,8 @@ enqueued Celery tasks are captured, not run; the lead's e2e tests run them)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from rest_framework.test import APIClient
@@ -12,6 +14,7 @@ from accounts import services as account_services
 from accounts.models import ApiToken
 from servers import services
 from servers.models import Profile, Server, ServerEvent
+from servers.spawners.zygote import process_start_time
 from tests.factories import ProfileFactory, ServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,16 +58,41 @@ def test_second_start_while_pending_enqueues_nothing_and_answers_202(
     assert ServerEvent.objects.filter(kind=ServerEvent.Kind.START_REQUESTED).count() == 1
 
 
-def test_start_of_running_server_answers_201(alice, api_client_for):
-    ServerFactory(user=alice, state=State.RUNNING, url="http://127.0.0.1:9")
-    assert api_client_for(alice).post("/hub/api/users/alice/server").status_code == 201
+def test_start_of_running_server_answers_400_as_jupyterhub_does(alice, api_client_for):
+    # JupyterHub 6.1.1's UserServerAPIHandler.post: HTTPError(400, "<name> is already running")
+    live = {"pid": os.getpid(), "started": process_start_time(os.getpid())}
+    ServerFactory(user=alice, state=State.RUNNING, url="http://127.0.0.1:9", spawner_state=live)
+    ServerFactory(user=alice, name="box", state=State.RUNNING, spawner_state=live)
+    client = api_client_for(alice)
+    response = client.post("/hub/api/users/alice/server")
+    assert response.status_code == 400
+    assert response.json()["message"] == "alice is already running"
+    named = client.post("/hub/api/users/alice/servers/box")
+    assert (named.status_code, named.json()["message"]) == (400, "alice:box is already running")
+    assert Server.objects.get(user=alice, name="").state == State.RUNNING  # nothing changed
+
+
+def test_start_of_a_running_server_whose_process_died_starts_it_again(
+    alice, api_client_for, django_capture_on_commit_callbacks
+):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ServerFactory(user=alice, state=State.RUNNING, spawner_state={"pid": dead.pid, "started": "0"})
+    with django_capture_on_commit_callbacks() as queued:
+        response = api_client_for(alice).post("/hub/api/users/alice/server")
+    assert response.status_code == 202
+    assert len(queued) == 1
+    server = Server.objects.get(user=alice, name="")
+    assert server.state == State.STARTING
+    kinds = list(server.events.order_by("id").values_list("kind", flat=True))
+    assert kinds == [ServerEvent.Kind.FAILED, ServerEvent.Kind.START_REQUESTED]
 
 
 def test_start_while_stopping_is_400(alice, api_client_for):
     ServerFactory(user=alice, state=State.STOPPING)
     response = api_client_for(alice).post("/hub/api/users/alice/server")
     assert response.status_code == 400
-    assert "pending stop" in response.json()["message"]
+    assert response.json()["message"] == "alice is pending stop"
 
 
 def test_start_with_unknown_profile_is_400(alice, api_client_for):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servers.options import OptionsError, choose
+from servers.options import OptionsError, choose, merge
 
 IMAGE = {
     "image": {
@@ -54,3 +54,38 @@ def test_unlisted_choice_is_refused_when_not_enabled():
     options = {"size": {"choices": {"s": {"overrides": {"mem_limit": "1G"}}}}}
     with pytest.raises(OptionsError, match="free-text values are not allowed"):
         choose(options, {"size": {"unlisted": "64G"}})
+
+
+def test_unlisted_choice_overrides_substitute_the_typed_value():
+    options = {
+        "image": {
+            "choices": {"base": {"overrides": {"image": "base:1"}}},
+            "unlisted_choice": {
+                "enabled": True,
+                "validation_regex": r"^[a-z-]+:[0-9.]+$",
+                "overrides": {"image": "quay.io/jupyter/{value}", "extra_labels": {"i": "{value}"}},
+            },
+        }
+    }
+    assert choose(options, {"image--unlisted-choice": "scipy-notebook:2025.1"}) == {
+        "image": "quay.io/jupyter/scipy-notebook:2025.1",
+        "extra_labels": {"i": "scipy-notebook:2025.1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("layers", "merged"),
+    [
+        (({"a": 1}, {"a": 2}), {"a": 2}),
+        (({"l": [1, 2]}, {"l": [3]}), {"l": [3]}),
+        (({"d": {"x": 1, "y": 1}}, {"d": {"y": 2}}), {"d": {"x": 1, "y": 2}}),
+        (({"d": {"x": 1, "y": 1}}, {"d": {"y": None}}), {"d": {"x": 1}}),
+        (
+            ({"d": {"e": {"x": 1}}}, {"d": {"e": {"z": 3}}}, {"d": {"e": {"x": 0}}}),
+            {"d": {"e": {"x": 0, "z": 3}}},
+        ),
+        (({"cmd": ["a"]}, {"cmd": None}), {"cmd": None}),
+    ],
+)
+def test_overrides_merge_like_kubespawner(layers, merged):
+    assert merge(*layers) == merged

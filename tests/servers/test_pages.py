@@ -61,10 +61,63 @@ def test_home_requires_login(client):
     assert client.get("/hub/home")["Location"] == "/hub/login?next=/hub/home"
 
 
-def test_home_offers_to_start_a_stopped_server(as_alice):
+def test_home_offers_the_profile_picker_when_profiles_exist(as_alice, small):
     response = as_alice.get("/hub/home")
     assert response.status_code == 200
     assert b'href="/hub/spawn/alice"' in response.content
+
+
+def test_without_profiles_start_posts_the_start_itself(as_alice, alice):
+    content = as_alice.get("/hub/home").content.decode()
+    form = content[content.rindex("<form", 0, content.index('id="start-server"')) :]
+    assert form.startswith('<form method="post" action="/hub/spawn/alice"')
+    assert "csrfmiddlewaretoken" in form.split("</form>")[0]
+    response = as_alice.post("/hub/spawn/alice")
+    assert response["Location"] == "/hub/spawn-pending/alice"
+    assert alice.servers.get(name="").state == State.STARTING
+
+
+def test_home_follows_pending_servers_with_its_script(as_alice, alice):
+    ServerFactory(user=alice, name="", state=State.STOPPING)
+    ServerFactory(user=alice, name="box", state=State.STARTING)
+    content = as_alice.get("/hub/home").content.decode()
+    assert 'data-user-url="/hub/api/users/alice?include_stopped_servers"' in content
+    assert 'data-server-name="" data-server-state="stopping"' in content
+    assert 'data-server-name="box" data-server-state="starting"' in content
+    assert '<script src="/hub/static/hub/home.js" defer></script>' in content
+    assert "<script>" not in content  # the CSP allows no inline script
+
+
+def test_the_home_scripts_api_call_works_with_the_session(as_alice, alice):
+    ServerFactory(user=alice, name="", state=State.STOPPING)
+    response = as_alice.get("/hub/api/users/alice?include_stopped_servers")
+    assert response.status_code == 200
+    assert response.json()["servers"][""]["pending"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "just now"), (59, "just now"), (60, "1\xa0minute ago"), (7200, "2\xa0hours ago")],
+)
+def test_last_activity_reads_just_now_under_a_minute(seconds, text):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from servers.templatetags.activity import ago
+
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=seconds), now) == text
+
+
+def test_home_says_just_now_for_fresh_activity(as_alice, alice):
+    from django.utils import timezone
+
+    server = running(alice)
+    Server.objects.filter(pk=server.pk).update(started=timezone.now(), last_activity=timezone.now())
+    content = as_alice.get("/hub/home").content.decode()
+    assert "last activity just now" in content
+    assert "0\xa0minutes" not in content
 
 
 def test_home_shows_open_and_a_csrf_protected_stop_for_a_running_server(as_alice, alice):
@@ -125,9 +178,15 @@ def test_remove_refuses_a_running_server(as_alice, alice):
     assert b"stop the server" in response.content
 
 
-def test_new_named_server_goes_to_its_spawn_page(as_alice):
+def test_new_named_server_goes_to_its_spawn_page(as_alice, small):
     response = as_alice.post("/hub/home/new", {"name": "Analysis"})
     assert response["Location"] == "/hub/spawn/alice/analysis"
+
+
+def test_new_named_server_without_profiles_starts_at_once(as_alice, alice):
+    response = as_alice.post("/hub/home/new", {"name": "analysis"})
+    assert response["Location"] == "/hub/spawn-pending/alice/analysis"
+    assert alice.servers.get(name="analysis").state == State.STARTING
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "-x", "x" * 64, ""])
@@ -309,6 +368,100 @@ def test_user_url_of_stopped_server_offers_to_start(as_alice):
     assert response.status_code == 424
     assert b"not running" in response.content
     assert b"/hub/spawn/alice?next=%2Fuser%2Falice%2Flab%2Ftree%2Fa.ipynb" in response.content
+
+
+# JupyterHub 6.1.1's UserUrlHandler: a token is accepted; a request expecting
+# JSON (Accept, or an `api` path segment) to a server that is not running gets
+# 424 with {"message": ...}; a page request gets the spawn prompt (424) or,
+# while pending or failed, a 303 to the pending page.
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_first"),
+    [
+        ("application/json", True),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),
+        ("application/json;q=0.5, text/html", False),
+        ("text/html;q=0.1, application/json", True),
+        ("*/*", False),
+        ("", False),
+        ("application/json;q=bad, text/html;q=0.5", False),
+    ],
+)
+def test_accept_headers_rank_json_against_html_like_jupyterhub(accept, json_first):
+    from servers.views import prefers_json
+
+    assert prefers_json(accept) is json_first
+
+
+def test_a_token_on_a_stopped_servers_api_url_gets_jupyterhubs_json(client, alice, token_for):
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(alice)}"}
+    response = client.get("/hub/user/alice/api/contents", **auth)
+    assert response.status_code == 424
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "message": "JupyterHub server no longer running at /user/alice/api/contents. "
+        "Restart the server at http://testserver/hub/spawn/alice"
+    }
+
+
+def test_a_token_asking_for_json_gets_json_on_any_path(client, alice, token_for):
+    ServerFactory(user=alice, name="box")
+    auth = {"HTTP_AUTHORIZATION": f"bearer {token_for(alice)}"}
+    response = client.get("/hub/user/alice/box/lab", HTTP_ACCEPT="application/json", **auth)
+    assert response.status_code == 424
+    assert response.json()["message"].endswith(
+        "Restart the server at http://testserver/hub/spawn/alice/box"
+    )
+
+
+def test_a_token_on_a_stopped_servers_page_gets_the_spawn_prompt(client, alice, token_for):
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(alice)}"}
+    response = client.get("/hub/user/alice/lab", HTTP_ACCEPT="text/html", **auth)
+    assert response.status_code == 424
+    assert b"not running" in response.content
+
+
+def test_a_token_on_a_running_server_is_sent_back_to_it(client, alice, token_for):
+    running(alice)
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(alice)}"}
+    response = client.get("/hub/user/alice/api/status", **auth)
+    assert response["Location"] == "/user/alice/api/status?redirects=1"
+
+
+def test_a_token_without_access_to_the_server_gets_404(client, alice, bob, token_for):
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(bob)}"}
+    assert client.get("/hub/user/alice/api/contents", **auth).status_code == 404
+    limited = token_for(alice, scopes=["read:users:activity!user=alice"])
+    response = client.get("/hub/user/alice/api", HTTP_AUTHORIZATION=f"token {limited}")
+    assert response.status_code == 404
+
+
+def test_an_invalid_token_is_sent_to_login_like_no_token(client, alice):
+    response = client.get("/hub/user/alice/lab", HTTP_AUTHORIZATION="token hub_nonsense")
+    assert response["Location"] == "/hub/login?next=/hub/user/alice/lab"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_other_methods_get_424_json_without_login(client, alice, method):
+    response = getattr(client, method)("/hub/user/alice/api/kernels")
+    assert response.status_code == 424
+    assert response.json()["message"].startswith(
+        "JupyterHub server no longer running at /user/alice/api/kernels."
+    )
+
+
+def test_the_session_gets_json_for_an_api_path(as_alice):
+    response = as_alice.get("/hub/user/alice/api/kernels")
+    assert response.status_code == 424
+    assert "no longer running" in response.json()["message"]
+
+
+def test_user_url_of_a_failed_server_goes_to_pending_with_303(as_alice, alice):
+    ServerFactory(user=alice, state=State.FAILED, failure="boom")
+    response = as_alice.get("/hub/user/alice/lab")
+    assert response.status_code == 303
+    assert response["Location"] == "/hub/spawn-pending/alice?next=%2Fuser%2Falice%2Flab"
 
 
 def test_user_url_of_starting_server_goes_to_pending(as_alice, alice):

@@ -1,0 +1,60 @@
+"""How `make run` serves the hub: gunicorn's settings (`--config
+python:hubsite.gunicorn_conf`), with the address taken from HUB_BIND_URL, the
+one variable that says where the hub listens (the router and the README read
+the same one).
+
+The access log leaves out the router's successful route polls (`GET
+/hub/api/routes...`, one a second per router worker: most of the log) unless
+HUB_LOG_LEVEL is DEBUG; failed polls are still logged."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+from gunicorn.glogging import Logger
+
+from hubsite.env import env_str
+
+ROUTE_POLL_PREFIX = "/hub/api/routes"
+
+
+def bind_address(url: str) -> str:
+    """`http://127.0.0.1:8081` -> `127.0.0.1:8081` (gunicorn's --bind)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ImproperlyConfigured(
+            f"HUB_BIND_URL must be http://HOST:PORT, where the hub listens (got {url!r})"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
+
+
+def is_quiet_request(path: str, status: int | None, *, debug: bool) -> bool:
+    """A request the access log skips: a successful route poll, below DEBUG."""
+    return not debug and path.startswith(ROUTE_POLL_PREFIX) and status is not None and status < 400
+
+
+class HubLogger(Logger):
+    def access(self, resp, req, environ, request_time) -> None:
+        debug = self.error_log.isEnabledFor(logging.DEBUG)
+        if is_quiet_request(environ.get("PATH_INFO", ""), resp.status_code, debug=debug):
+            return
+        super().access(resp, req, environ, request_time)
+
+
+bind = [bind_address(env_str("HUB_BIND_URL", "http://127.0.0.1:8081").rstrip("/"))]
+worker_class = "gthread"
+workers = 2
+threads = 16
+timeout = 0
+graceful_timeout = 5
+accesslog = "-"
+loglevel = env_str("HUB_LOG_LEVEL", "INFO").lower()
+logger_class = HubLogger
+wsgi_app = "hubsite.wsgi"
