@@ -65,7 +65,7 @@ manage: deps
 
 # What the tests need from Debian, as COMMAND:PACKAGE; installed with apt-get
 # (as root, else through sudo) only when a command is missing.
-SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm
+SYSTEM_NEEDS := chromium:chromium chromedriver:chromium-driver npm:npm bwrap:bubblewrap
 # the fault tests run a redis-server and a PostgreSQL cluster of their own
 SYSTEM_NEEDS += redis-server:redis-server psql:postgresql
 system-deps:

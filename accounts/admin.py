@@ -3,16 +3,19 @@ groups), hub groups and API tokens (revoke; hashes are never shown)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group as DjangoGroup
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts import services
-from accounts.models import ApiToken, Group, User
+from accounts import audit, services
+from accounts.models import ApiToken, AuditEvent, Group, User
 
 # The hub's groups are accounts.Group; Django's permission groups are unused.
 admin.site.unregister(DjangoGroup)
@@ -23,6 +26,42 @@ admin.site.site_header = "Jupyter Hub administration"
 admin.site.site_title = "Hub admin"
 admin.site.index_title = "Users, servers and profiles"
 admin.site.site_url = "/hub/home"
+
+
+class AuditedActions:
+    """Records every bulk action of this admin in the audit log (Django's own
+    change log, which the log follows too, does not see custom actions)."""
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        audit.record(
+            audit.Action.ADMIN_ACTION,
+            actor=request.user.username,
+            target=queryset.model._meta.label_lower,
+            request=request,
+            admin_action=request.POST.get("action", ""),
+            selected=request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)[:1000],
+        )
+        return super().response_action(request, queryset)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the log is evidence, so nobody edits or deletes it here."""
+
+    list_display = ("created", "action", "actor", "target", "address")
+    list_filter = ("action",)
+    search_fields = ("actor", "target")
+    date_hierarchy = "created"
+    readonly_fields = ("created", "action", "actor", "target", "address", "detail")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -52,7 +91,7 @@ class HubUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedActions, DjangoUserAdmin):
     form = HubUserChangeForm
     list_display = [
         "username",
@@ -128,7 +167,7 @@ class GroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedActions, admin.ModelAdmin):
     """Tokens are created by their owners (/hub/token, the API or the CLI);
     here they can only be inspected and revoked."""
 
@@ -159,12 +198,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
-        services.revoke_token(obj)
+        services.revoke_token(obj, by=request.user.username)
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = 0
         for token in queryset:
-            services.revoke_token(token)
+            services.revoke_token(token, by=request.user.username)
             count += 1
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

@@ -198,3 +198,31 @@ class OAuthCode(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class AuditEvent(models.Model):
+    """One security-relevant action, kept apart from the rows it names (which
+    may be deleted): actor and target are names, not foreign keys."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login"
+        LOGIN_FAILED = "login_failed"
+        LOGOUT = "logout"
+        TOKEN_CREATED = "token_created"
+        TOKEN_REVOKED = "token_revoked"
+        ADMIN_CHANGE = "admin_change"  # an add, change or delete in /hub/admin/
+        ADMIN_ACTION = "admin_action"  # a bulk action in /hub/admin/
+        SERVER_ACCESS = "server_access"  # someone opened another user's server
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    actor = models.CharField(max_length=255, blank=True)
+    target = models.CharField(max_length=255, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.action} {self.actor} {self.target}".strip()

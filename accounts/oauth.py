@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django.conf import settings
 from django.utils import timezone
 
-from accounts import identity, services
+from accounts import audit, identity, services
 from accounts import scopes as sc
 from accounts.models import ApiToken, OAuthClient, OAuthCode, User
 
@@ -156,12 +156,15 @@ def check_access(user: User, client: OAuthClient) -> None:
     if not (user.is_active and user.is_approved):
         raise OAuthError("access_denied", "this account cannot log in", status=403)
     who = identity.for_session(user)
-    if not who.has("access:servers", server_target(client)):
+    target = server_target(client)
+    if not who.has("access:servers", target):
         raise OAuthError(
             "access_denied",
             f"you do not have permission to access {client.description or client.identifier}",
             status=403,
         )
+    if target.user != user.username:
+        audit.record(audit.Action.SERVER_ACCESS, actor=user.username, target=target.server)
 
 
 def granted_scopes(user: User, request: AuthorizeRequest) -> list[str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# parent -> direct subscopes (JupyterHub 5/6 scopes.py)
+# parent -> direct subscopes, as JupyterHub 6.1.1's scopes.scope_definitions;
+# tests/accounts/test_scope_table.py compares them (and SELF_SCOPES, ROLES) with
+# the installed JupyterHub and lists every deliberate difference with its reason.
 SUBSCOPES: dict[str, tuple[str, ...]] = {
     "admin-ui": (),
     "admin:users": ("admin:auth_state", "users", "read:roles:users", "delete:users"),
@@ -23,7 +25,6 @@ SUBSCOPES: dict[str, tuple[str, ...]] = {
         "read:users:name",
         "read:users:groups",
         "read:users:activity",
-        "read:servers",
     ),
     "read:users:name": (),
     "read:users:groups": (),
@@ -41,20 +42,20 @@ SUBSCOPES: dict[str, tuple[str, ...]] = {
     "delete:servers": (),
     "tokens": ("read:tokens",),
     "read:tokens": (),
-    "admin:groups": ("groups", "delete:groups"),
+    "admin:groups": ("groups", "read:roles:groups", "delete:groups"),
     "groups": ("read:groups", "list:groups"),
     "list:groups": ("read:groups:name",),
     "read:groups": ("read:groups:name",),
     "read:groups:name": (),
     "delete:groups": (),
-    "admin:services": ("list:services", "read:services"),
+    "admin:services": ("list:services", "read:services", "read:roles:services"),
     "list:services": ("read:services:name",),
     "read:services": ("read:services:name",),
     "read:services:name": (),
     "read:hub": (),
     "access:servers": (),
     "access:services": (),
-    "shares": ("read:shares", "users:shares", "groups:shares"),
+    "shares": ("access:servers", "read:shares", "users:shares", "groups:shares"),
     "read:shares": (),
     "users:shares": ("read:users:shares",),
     "read:users:shares": (),
@@ -79,6 +80,7 @@ SELF_SCOPES = (
     "tokens",
     "read:tokens",
     "access:servers",
+    "read:shares",
     "users:shares",
     "read:users:shares",
 )

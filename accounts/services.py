@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import audit, tokens
 from accounts import scopes as sc
-from accounts import tokens
 from accounts.identity import user_scopes
 from accounts.models import ApiToken, Group, User
 from accounts.validators import validate_username
@@ -77,10 +77,17 @@ def issue_token(
     )
     token.set_secret(raw)
     token.save()
+    if kind == ApiToken.Kind.API:  # OAuth tokens: recorded as server access in accounts.oauth
+        owner = user.username if user is not None else f"service:{service}"
+        audit.record(
+            audit.Action.TOKEN_CREATED, target=owner, token=token.pk, note=note, scopes=requested
+        )
     return token, raw
 
 
-def revoke_token(token: ApiToken) -> None:
+def revoke_token(token: ApiToken, *, by: str = "") -> None:
+    owner = token.user.username if token.user_id else f"service:{token.service}"
+    audit.record(audit.Action.TOKEN_REVOKED, actor=by, target=owner, token=token.pk)
     token.delete()
 
 

@@ -82,5 +82,5 @@ class TokenPage(View):
 @approved_login_required
 def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=token_id, user=request.user, kind__in=LISTED_KINDS)
-    services.revoke_token(token)
+    services.revoke_token(token, by=request.user.username)
     return redirect("token")

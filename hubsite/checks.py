@@ -45,6 +45,47 @@ def check_subdomain_hub_host(app_configs: Any = None, **kwargs: Any) -> list[Che
 
 
 @register()
+def check_local_isolation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Local servers run users' code: say at start when they cannot be kept
+    from the hub's secrets, not at the first failed spawn."""
+    import os
+    import shutil
+
+    from servers.spawners.isolation import resolve_mode
+
+    if settings.HUB_SPAWNER != "local":
+        return []
+    mode = resolve_mode(settings.HUB_LOCAL_ISOLATION, euid=os.geteuid())
+    if mode == "users" and os.geteuid() != 0:
+        return [
+            Error(
+                "HUB_LOCAL_ISOLATION=users needs the hub to run as root",
+                hint="Run the hub as root, or use sandbox (bubblewrap) or auto.",
+                id="hubsite.E010",
+            )
+        ]
+    if mode in ("users", "sandbox") and shutil.which("bwrap") is None:
+        return [
+            Error(
+                f"HUB_LOCAL_ISOLATION={settings.HUB_LOCAL_ISOLATION} ({mode}) needs bubblewrap",
+                hint="apt-get install bubblewrap, or HUB_LOCAL_ISOLATION=none if users trust "
+                "each other and the hub's operator with everything.",
+                id="hubsite.E011",
+            )
+        ]
+    if mode == "none" and settings.HUB_SIGNUP_OPEN:
+        return [
+            Warning(
+                "HUB_LOCAL_ISOLATION=none with open sign-up: anyone who signs up can read "
+                "the hub's secrets and database from their server",
+                hint="Use auto (the default), or HUB_SIGNUP_OPEN=false.",
+                id="hubsite.W010",
+            )
+        ]
+    return []
+
+
+@register()
 def check_kubernetes_spawner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """HUB_SPAWNER=kubernetes needs a cluster and a namespace; found out at
     start rather than at the first spawn."""

@@ -10,7 +10,8 @@ import sys
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
-from django.views import defaults
+
+from accounts.api import errors as api_errors
 
 MESSAGE = "The hub's database is unavailable right now. Please try again in a moment."
 RETRY_AFTER = "10"
@@ -18,7 +19,7 @@ RETRY_AFTER = "10"
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if not isinstance(sys.exc_info()[1], DatabaseError):
-        return defaults.server_error(request)
+        return api_errors.server_error(request)  # JSON under /hub/api, the page elsewhere
     if request.path.startswith("/hub/api/"):
         response: HttpResponse = JsonResponse({"status": 503, "message": MESSAGE}, status=503)
     else:

@@ -150,6 +150,9 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # on sibling hosts and must never receive the hub's cookies (hubsite.E001)
 SESSION_COOKIE_DOMAIN = None
 CSRF_COOKIE_DOMAIN = None
+# flash messages live in the session: Django's cookie storage sets Path=/, which
+# would reach every user's server under /user/ (issue 8 finding 9)
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_URL = "/hub/login"
 LOGIN_REDIRECT_URL = "/hub/home"
 LOGOUT_REDIRECT_URL = "/hub/login"
@@ -252,8 +255,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.inputs.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "accounts.api.errors.hub_exception_handler",
+    # our OpenAPI description (drf-spectacular), which tests/hubsite/test_api_schema.py fuzzes
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -302,6 +307,12 @@ HUB_HOMES_DIR = Path(env_str("HUB_HOMES_DIR", str(HUB_DATA_DIR / "homes"))).reso
 # fork local servers from a per-environment process with the server's modules
 # already imported (servers/spawners/zygote.py); false = exec every server
 HUB_LOCAL_PREFORK = env_bool("HUB_LOCAL_PREFORK", True)
+# local servers kept from the hub's data and each other (servers/spawners/isolation.py):
+# auto = own system account per user as root, bubblewrap sandbox otherwise
+HUB_LOCAL_ISOLATION = env_choice(
+    "HUB_LOCAL_ISOLATION", "auto", ("auto", "users", "sandbox", "none")
+)
+HUB_LOCAL_ACCOUNT_PREFIX = env_str("HUB_LOCAL_ACCOUNT_PREFIX", "hub-")
 HUB_DEFAULT_URL = env_str("HUB_DEFAULT_URL", "/lab")
 HUB_ACTIVITY_INTERVAL = env_int("HUB_ACTIVITY_INTERVAL", 300, minimum=1)
 

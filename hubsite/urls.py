@@ -25,5 +25,7 @@ urlpatterns = [
     path("hub/", include("servers.urls")),
 ]
 
+# JSON for /hub/api errors that happen outside a DRF view (unknown path, a crash);
 # a database outage is a 503 with Retry-After, not a 500 (hubsite/errors.py)
+handler404 = "accounts.api.errors.not_found"
 handler500 = "hubsite.errors.server_error"

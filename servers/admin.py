@@ -15,6 +15,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import AuditedActions
 from servers import services
 from servers.models import Profile, Server, ServerEvent
 
@@ -24,7 +25,7 @@ FAILURES_SINCE = timedelta(hours=24)
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin):
+class ServerAdmin(AuditedActions, admin.ModelAdmin):
     change_list_template = "admin/servers/server/change_list.html"  # + "Operations" link
     list_display = ["__str__", "state", "profile", "open_link", "started", "last_activity"]
     list_filter = ["state", "profile"]

@@ -36,14 +36,28 @@ class _Csrf(CsrfViewMiddleware):
         return reason
 
 
+def _xsrf_token(request: Request) -> str | None:
+    """The token where JupyterHub's own front-end puts it (jupyterhub/_xsrf_utils.py:
+    the `_xsrf` argument, then X-XSRFToken, then X-CSRFToken)."""
+    return (
+        request.query_params.get("_xsrf")
+        or request.META.get("HTTP_X_XSRFTOKEN")
+        or request.META.get("HTTP_X_CSRFTOKEN")
+    )
+
+
 class HubSessionAuthentication(authentication.BaseAuthentication):
-    """The browser's hub cookie. Unsafe methods need the CSRF token (XSRF)."""
+    """The browser's hub cookie. Unsafe methods need the CSRF token (XSRF),
+    checked by Django's CSRF middleware against the `_xsrf_hub` cookie."""
 
     def authenticate(self, request: Request) -> tuple[object, Identity] | None:
         user = getattr(request._request, "user", None)
         if user is None or not user.is_authenticated or not user.is_approved:
             return None
         if request.method not in ("GET", "HEAD", "OPTIONS"):
+            token = _xsrf_token(request)
+            if token:
+                request._request.META["HTTP_X_CSRFTOKEN"] = token  # where Django looks
             check = _Csrf(lambda req: None)
             check.process_request(request._request)
             reason = check.process_view(request._request, None, (), {})

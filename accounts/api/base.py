@@ -8,22 +8,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts import audit
+from accounts.api import inputs
 from accounts.api.access import Access
 from accounts.identity import Identity
 from accounts.models import Group, User
 
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
-PAGE_DEFAULT_LIMIT = 50
-PAGE_MAX_LIMIT = 200
 
 
-class AnyJSONParser(parsers.JSONParser):
+class AnyJSONParser(inputs.BoundedJSONParser):
     """JupyterHub parses every body as JSON, whatever its Content-Type."""
 
     media_type = "*/*"
@@ -50,6 +50,24 @@ class HubAPIView(APIView):
     parser_classes = [AnyJSONParser]
     renderer_classes = [CompactJSONRenderer]
     content_negotiation_class = AlwaysJSON
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """One hook for the audit log: changes made through the API on
+        someone else's behalf (an admin's token or session, a service)."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        who = request.auth if response.status_code < 400 else None
+        if isinstance(who, Identity):
+            owner = self.kwargs.get("name") if "/users/" in request.path else None
+            if audit.is_admin_api_call(request.method, request.path, actor=who.name, owner=owner):
+                audit.record(
+                    audit.Action.ADMIN_ACTION,
+                    actor=who.name,
+                    target=request.path,
+                    request=request._request,
+                    method=request.method,
+                    status=response.status_code,
+                )
+        return response
 
     @property
     def identity(self) -> Identity:
@@ -96,16 +114,8 @@ def wants_pagination(request: Request) -> bool:
 
 
 def page_bounds(request: Request) -> tuple[int, int]:
-    """JupyterHub's offset/limit: defaults 50 (paginated) or 200 (bare list), max 200."""
-    default = PAGE_DEFAULT_LIMIT if wants_pagination(request) else PAGE_MAX_LIMIT
-    try:
-        offset = abs(int(request.query_params.get("offset", 0)))
-        limit = abs(int(request.query_params.get("limit", default)))
-    except ValueError:
-        raise exceptions.ParseError(
-            "Invalid argument type, offset and limit must be integers"
-        ) from None
-    return offset, max(1, min(limit, PAGE_MAX_LIMIT))
+    """JupyterHub's offset/limit, bounded (accounts/api/inputs.py)."""
+    return inputs.page_bounds(request.query_params, paginated=wants_pagination(request))
 
 
 def paginated(

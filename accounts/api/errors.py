@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -48,3 +49,22 @@ def hub_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     detail = getattr(exc, "detail", str(exc))
     response.data = {"status": response.status_code, "message": _flatten(detail)}
     return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path == "/hub/api" or request.path.startswith("/hub/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JupyterHub's JSON error under /hub/api, the page elsewhere."""
+    if _is_api(request):
+        message = f"No such API endpoint: {request.path}"
+        return JsonResponse({"status": 404, "message": message}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a bug's answer is JSON under /hub/api too (details in the log)."""
+    if _is_api(request):
+        return JsonResponse({"status": 500, "message": "Internal server error"}, status=500)
+    return defaults.server_error(request)

@@ -9,19 +9,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import HttpRequest, JsonResponse
-from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import scopes as sc
 from accounts import services
+from accounts.api import inputs
 from accounts.api import serializers as out
 from accounts.api.access import Access, denied
 from accounts.api.base import (
@@ -101,8 +101,8 @@ class UserListView(HubAPIView):
     def post(self, request: Request) -> Response:
         self.access.require(self.access.is_unfiltered("admin:users"), "admin:users")
         body = self.json_dict()
-        names = body.get("usernames")
-        if not names or not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        names = inputs.string_list(body.get("usernames"), name="usernames")
+        if not names:
             raise exceptions.ParseError("Must specify at least one user to create")
         admin = _flag(body, "admin")
         names = list(dict.fromkeys(n.strip().lower() for n in names))
@@ -169,7 +169,7 @@ class ActivityView(HubAPIView):
         body = self.json_body(default=None)
         if not isinstance(body, dict):
             raise exceptions.ParseError("body must be a json dict")
-        last_activity = _timestamp(body.get("last_activity"))
+        last_activity = inputs.timestamp(body.get("last_activity"), name="last_activity")
         servers = body.get("servers")
         if not last_activity and not servers:
             raise exceptions.ParseError(
@@ -181,7 +181,7 @@ class ActivityView(HubAPIView):
         for server_name, info in (servers or {}).items():
             if not isinstance(info, dict) or "last_activity" not in info:
                 raise exceptions.ParseError("server info must be a dict with last_activity")
-            stamps[server_name] = _timestamp(info["last_activity"])
+            stamps[server_name] = inputs.timestamp(info["last_activity"], name="last_activity")
         try:
             server_services.record_activity(user, last_activity=last_activity, servers=stamps)
         except server_services.UnknownServer as exc:
@@ -205,13 +205,7 @@ class TokenListView(HubAPIView):
         if not body.get("note") and who.user != user:
             note += f" by {who.kind} {who.name}"
         requested = _requested_scopes(body, user.username)
-        expires_in = body.get("expires_in")
-        if expires_in is not None and (
-            isinstance(expires_in, bool)
-            or not isinstance(expires_in, int | float)
-            or expires_in < 0
-        ):
-            raise exceptions.ParseError("expires_in must be a positive number of seconds")
+        expires_in = inputs.seconds(body.get("expires_in"), name="expires_in")
         _check_grantable(who, user, requested)
         try:
             token, raw = services.issue_token(
@@ -231,7 +225,7 @@ class TokenView(HubAPIView):
 
     def delete(self, request: Request, name: str, token_id: str) -> Response:
         self.access.require_user(name, "tokens", groups=user_groups(name))
-        services.revoke_token(_find_token(name, token_id))
+        services.revoke_token(_find_token(name, token_id), by=self.identity.name)
         return Response(status=204)
 
 
@@ -364,25 +358,10 @@ def _refusals() -> Iterator[None]:
         raise Conflict(str(exc)) from None
 
 
-def _timestamp(value: Any) -> datetime | None:
-    """ISO 8601 (a trailing Z allowed); naive values are UTC."""
-    if value is None:
-        return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None:
-        raise exceptions.ParseError(f"Invalid timestamp for last_activity: {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _requested_scopes(body: dict[str, Any], owner: str) -> list[str]:
-    scopes = body.get("scopes")
-    roles = body.get("roles")
+    scopes = inputs.string_list(body.get("scopes"), name="scopes")
+    roles = inputs.string_list(body.get("roles"), name="roles")
     requested: list[str] = []
-    for key, value in (("scopes", scopes), ("roles", roles)):
-        if value is not None and (
-            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
-        ):
-            raise exceptions.ParseError(f"{key} must be a list of strings")
     for role in roles or []:
         try:
             role_scopes = sc.role_scopes(role)
@@ -442,8 +421,7 @@ def _find_group(name: str) -> Group:
 
 
 def _users_named(names: Any) -> list[User]:
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise exceptions.ParseError("users must be a list of names")
+    names = inputs.string_list(names, name="users")
     users = list(User.objects.filter(username__in=names))
     missing = sorted(set(names) - {u.username for u in users})
     if missing:

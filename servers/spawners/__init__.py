@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -14,6 +15,7 @@ __all__ = ["Running", "SpawnError", "SpawnSpec", "Spawner", "Started", "get_spaw
 def get_spawner() -> Spawner:
     if settings.HUB_SPAWNER == "kubernetes":
         return kubernetes_spawner()
+    from servers.spawners import isolation
     from servers.spawners.local import LocalProcessSpawner
 
     return LocalProcessSpawner(
@@ -21,6 +23,9 @@ def get_spawner() -> Spawner:
         log_dir=Path(settings.HUB_DATA_DIR) / "logs",
         prefork=settings.HUB_LOCAL_PREFORK,
         run_dir=Path(settings.HUB_DATA_DIR) / "run",
+        isolation_mode=isolation.resolve_mode(settings.HUB_LOCAL_ISOLATION, euid=os.geteuid()),
+        data_dir=Path(settings.HUB_DATA_DIR),
+        account_prefix=settings.HUB_LOCAL_ACCOUNT_PREFIX,
     )
 
 

@@ -2,8 +2,9 @@
 process on 127.0.0.1, started from a user environment (a virtualenv) and run in
 the user's persistent home under the data dir.
 
-All servers run as the hub's own OS user: this is a single-tenant-host mode
-for teams and classes who trust each other at the OS level (like JupyterHub's
+With isolation (servers/spawners/isolation.py, the default), a server runs in
+bubblewrap, as its user's own system account when the hub is root; with
+HUB_LOCAL_ISOLATION=none, as the hub's own OS user (JupyterHub's
 SimpleLocalProcessSpawner). Limits applied where the OS allows it without
 privileges: address space (RLIMIT_AS, from the profile's mem_limit) and open
 files (RLIMIT_NOFILE); CPU limits need cgroups and are passed only as the
@@ -18,8 +19,8 @@ whose process is gone) and reconcile stops the ones the database does not
 account for. Nothing outside the run dir is trusted (no process-name or
 environment scanning: a forked server's /proc environ is its zygote's).
 
-With `prefork` (HUB_LOCAL_PREFORK), a server is forked from a zygote process
-per user environment that has already imported the server's modules
+With `prefork` (HUB_LOCAL_PREFORK, isolation `none` only), a server is forked
+from a zygote process per user environment that has already imported the server's modules
 (servers/spawners/zygote.py), instead of exec'ing `jupyterhub-singleuser`:
 ~2.5 s of CPU less per start. Anything going wrong on that path falls back to
 the exec path: prefork may make a start cheaper, never make it fail.
@@ -42,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from servers.spawners import zygote
+from servers.spawners import isolation, zygote
 from servers.spawners.base import (
     Progress,
     Running,
@@ -111,12 +112,20 @@ class LocalProcessSpawner(Spawner):
         allow_root: bool | None = None,
         prefork: bool = False,
         run_dir: Path | None = None,
+        isolation_mode: str = "none",
+        data_dir: Path | None = None,
+        account_prefix: str = "hub-",
     ) -> None:
         self.default_env = default_env
         self.log_dir = log_dir
         self.allow_root = os.geteuid() == 0 if allow_root is None else allow_root
         self.run_dir = run_dir or log_dir.parent / "run"
         self.records = self.run_dir / "servers"
+        self.isolation = isolation_mode
+        self.data_dir = data_dir or log_dir.parent
+        self.account_prefix = account_prefix
+        # a forked child cannot enter bubblewrap's namespaces: isolated servers exec
+        prefork = prefork and isolation_mode == "none"
         self.zygotes = Zygotes(self.run_dir, log_dir) if prefork else None
 
     def command(self, spec: SpawnSpec) -> list[str]:
@@ -167,6 +176,8 @@ class LocalProcessSpawner(Spawner):
                     return Started(url=f"http://127.0.0.1:{port}", state=state)
         port = free_port()  # a fresh one: a lost zygote reply may have left a child on the last
         env = self._environment(spec, base, port)
+        if self.isolation != "none":
+            cmd, env["USER"] = self._confined(cmd, spec)
         return self._exec(
             cmd, env, spec, port, log_path, limit, self._record(spec, attempt, port, log_path)
         )
@@ -210,6 +221,29 @@ class LocalProcessSpawner(Spawner):
         env.update(HOME=str(spec.home), USER=spec.username)
         env.update(hub_environment(spec, bind_url=f"http://127.0.0.1:{port}"))
         return env
+
+    def _confined(self, cmd: list[str], spec: SpawnSpec) -> tuple[list[str], str]:
+        """CMD wrapped in bubblewrap (and, in users mode, run as the user's
+        account), and the USER it runs as."""
+        try:
+            bwrap = isolation.find_bwrap()
+            env_dir = Path(cmd[0]).parent.parent
+            confinement = isolation.Confinement(data_dir=self.data_dir, home=spec.home)
+            user = spec.username
+            if self.isolation == "users":
+                user = isolation.account_name(spec.username, prefix=self.account_prefix)
+                account = isolation.ensure_account(user, home=spec.home)
+                isolation.lock_data_dir(self.data_dir, spec.home.parent)
+                confinement = isolation.Confinement(
+                    data_dir=self.data_dir,
+                    home=spec.home,
+                    reopen=isolation.user_environment_paths(env_dir),
+                    uid=account.pw_uid,
+                    gid=account.pw_gid,
+                )
+        except (isolation.IsolationError, OSError) as exc:
+            raise SpawnError(f"cannot isolate the server: {exc}") from exc
+        return isolation.build_bwrap_argv(bwrap, confinement, cmd), user
 
     def _exec(
         self,

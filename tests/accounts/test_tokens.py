@@ -36,8 +36,8 @@ def test_create_token_with_scopes_limits_it(alice):
     raw = run("create_token", "alice", "--scopes", "read:users!user=alice").strip()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"token {raw}")
+    # read:users does not include read:servers (JupyterHub 6.1.1; issue 8 finding 8)
     assert client.get("/hub/api/user").json()["scopes"] == [
-        "read:servers!user=alice",
         "read:users!user=alice",
         "read:users:activity!user=alice",
         "read:users:groups!user=alice",

@@ -43,6 +43,9 @@ def platform_env(data: Path, hub_port: int, router_port: int, metrics_port: int)
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
         HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
         HUB_ROUTER_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
+        # what is checked here includes the prefork zygote's lifecycle, and only
+        # servers without isolation are forked (isolated ones are exec'd in bubblewrap)
+        HUB_LOCAL_ISOLATION="none",
     )
     return env
 

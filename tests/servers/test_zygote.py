@@ -39,6 +39,7 @@ def isolated_data_dir(tmp_path_factory, settings) -> Iterator[Path]:
     settings.HUB_DATA_DIR = data
     settings.HUB_HOMES_DIR = data / "homes"
     settings.HUB_LOCAL_PREFORK = True
+    settings.HUB_LOCAL_ISOLATION = "none"  # isolated servers are exec'd in bubblewrap
     yield data
     Zygotes(data / "run", data / "logs").stop_all()
 
