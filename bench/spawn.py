@@ -460,7 +460,9 @@ def start_ours(
         HUB_BIND_URL=f"http://127.0.0.1:{hub_port}",
         HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
-        HUB_LOG_LEVEL="WARNING",
+        # INFO: start_ours waits for the worker's "ready." line (the Procfile passes
+        # HUB_LOG_LEVEL on to Celery)
+        HUB_LOG_LEVEL="INFO",
     )
     env.update(extra_env or {})
     cleanups: list[Callable[[], None]] = []
