@@ -85,6 +85,7 @@ def test_records_that_are_not_whole_or_not_ours_are_ignored(spawner, tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_a_forked_server_records_itself_too(alice, start_server, settings):
     settings.HUB_LOCAL_PREFORK = True
+    settings.HUB_LOCAL_ISOLATION = "none"  # isolated servers are exec'd, never forked
     server = start_server(alice)
     listed = [r for r in get_spawner().list_running() if r.username == "alice"]
     assert [r.state["pid"] for r in listed] == [server.spawner_state["pid"]]
