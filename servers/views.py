@@ -254,7 +254,10 @@ def _route(request: HttpRequest, owner: User, server: Server, rest: str) -> Http
         return _bounce_to_server(request, server, hosts.browser_url(owner.username, target))
     if prefers_json(request.META.get("HTTP_ACCEPT", "")) or "api" in rest.split("/"):
         return _not_running_json(request, owner.username, server.name)
-    if server.pk and (server.is_pending or server.state == State.FAILED):
+    # a start that failed shows its reason on the pending page; a server that ran
+    # and then died gets the "not running" prompt, as in JupyterHub
+    failed_start = server.state == State.FAILED and server.started is None
+    if server.pk and (server.is_pending or failed_start):
         pending = _server_url_name("spawn-pending", server)
         next_url = _with_next(pending, _safe_next(target, server.prefix))
         return HttpResponseRedirect(next_url, status=303)
