@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import auth_state
@@ -136,14 +137,17 @@ def _start(server: Server, spawner: Spawner, attempt: str, lease: leases.Heartbe
             mark_failed(server, str(exc))
             _observe_spawn(server, "failure")
         return
-    if mark_running(server.pk, url=started.url, attempt=attempt):
+    with transaction.atomic():  # whoever sees it running sees its ready event
+        ready = mark_running(server.pk, url=started.url, attempt=attempt)
+        if ready:
+            ServerEvent.objects.create(
+                server=server,
+                kind=ServerEvent.Kind.READY,
+                progress=100,
+                message=f"Server ready at {server.prefix}",
+            )
+    if ready:
         _observe_spawn(server, "success")
-        ServerEvent.objects.create(
-            server=server,
-            kind=ServerEvent.Kind.READY,
-            progress=100,
-            message=f"Server ready at {server.prefix}",
-        )
     else:
         log.info("%s was stopped while starting", server)
 

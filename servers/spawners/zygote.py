@@ -391,10 +391,25 @@ class Zygote:
             _reply(conn, {"error": str(exc)})
             return None, False
         _flush()
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            self._become_child(conn, spawn)
+            os.close(ready_r)
+            self._become_child(conn, spawn, ready_w)
             return Job(entrypoint=str(self.entrypoint)), False
+        os.close(ready_w)
+        try:
+            # the pid is answered only once the child leads its own process
+            # group and has written its record: a stop sent the moment the
+            # worker has the pid (a stop requested while starting) signals that
+            # group, and before setsid() there is none, so the SIGTERM would be
+            # lost and the server left running for the whole stop grace
+            ready = os.read(ready_r, 1) == b"1"
+        finally:
+            os.close(ready_r)
+        if not ready:  # it exited before getting there: its reason is in its log
+            _reply(conn, {"error": "the forked server exited while being set up"})
+            return None, False
         _reply(conn, {"pid": pid, "started": process_start_time(pid)})
         return None, False
 
@@ -435,15 +450,18 @@ class Zygote:
             raise ValueError(f"environment differs from the zygote's in {', '.join(differ)}")
         return request
 
-    def _become_child(self, conn: socket.socket, request: dict[str, Any]) -> None:
+    def _become_child(self, conn: socket.socket, request: dict[str, Any], ready: int) -> None:
         """Everything between fork and running the entrypoint. Never returns
-        into the zygote's loop on failure: it exits instead."""
+        into the zygote's loop on failure: it exits instead. Writes to READY
+        once it can be stopped like any server (see _handle)."""
         try:
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             os.setsid()
             if request.get("record"):
                 write_record(request["record"]["path"], request["record"]["mark"])
+            os.write(ready, b"1")
+            os.close(ready)
             conn.close()
             if self.listener is not None:
                 self.listener.close()

@@ -233,3 +233,25 @@ def test_zygote_of_a_changed_environment_exits_when_asked_to_spawn(running_zygot
     reply = zygote.call(sock, {"op": "spawn", "stamp": "changed"}, timeout=10)
     assert reply == {"error": "stale"}
     wait_for(lambda: process_start_time(pid) is None, timeout=10, what="the zygote to exit")
+
+
+def test_forked_server_can_be_stopped_the_moment_its_pid_is_answered(running_zygote, tmp_path):
+    """A stop requested while starting reaches the worker right as the zygote
+    answers: by then the child leads its own process group (what stop signals)
+    and has written its record, else the SIGTERM is lost and the server runs on."""
+    zygotes, entrypoint, _stamp, base = running_zygote
+    spawner = LocalProcessSpawner(default_env=str(ENV_DIR), log_dir=tmp_path / "logs")
+    env = {**base, "HOME": str(tmp_path), "USER": "x", "JUPYTERHUB_SERVICE_PREFIX": "/user/x/"}
+    for n in range(5):
+        record = {"path": str(tmp_path / f"{n}.json"), "mark": {"username": "x"}}
+        kwargs = {"cwd": tmp_path, "log": tmp_path / f"{n}.log", "limit": None, "record": record}
+        forked = zygotes.spawn([str(entrypoint)], base, env, **kwargs)
+        assert forked is not None
+        pid, started = forked
+        leader = os.getpgid(pid)
+        recorded = json.loads(Path(record["path"]).read_text())
+        spawner.stop({"pid": pid, "started": started, "record": record["path"]}, grace=30)
+        assert leader == pid
+        assert recorded["pid"] == pid
+        assert process_start_time(pid) is None
+        assert not Path(record["path"]).exists()
