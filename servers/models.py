@@ -159,8 +159,10 @@ class Server(models.Model):
         from servers import routefeed
 
         with transaction.atomic(using=kwargs.get("using")):
+            # a new row, or one that had no route and still has none, moves no route
+            routed = self.pk is not None and Server.objects.filter(pk=self.pk).routable().exists()
             super().save(*args, **kwargs)
-            routefeed.record([self.pk])
+            routefeed.record([self.pk], routed_before={self.pk} if routed else set())
 
     @property
     def prefix(self) -> str:

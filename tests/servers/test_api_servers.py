@@ -166,7 +166,8 @@ def test_stop_running_server_answers_202_and_enqueues_once(
     with django_capture_on_commit_callbacks() as queued:
         assert client.delete("/hub/api/users/alice/server").status_code == 202
         assert client.delete("/hub/api/users/alice/server").status_code == 202
-    assert len(queued) == 1
+    # with Redis, the route's removal also wakes the routers on commit: count the enqueues
+    assert len([c for c in queued if "_enqueue_on_commit" in c.__qualname__]) == 1
     assert Server.objects.get(user=alice).state == State.STOPPING
 
 
