@@ -112,10 +112,30 @@ def route_version_micros(raw: str) -> int | None:
 
 class BoundedJSONParser(JSONParser):
     """DRF's strict JSON parser, plus a 400 for JSON nested deeper than Python's
-    parser can follow (it raises RecursionError, a 500, near 1,000 levels)."""
+    parser can follow (it raises RecursionError, a 500, near 1,000 levels), and
+    for a NUL character in any string: PostgreSQL cannot store or even compare
+    one, so it would surface as a database error instead of a clear answer."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+        if _has_nul(data):
+            raise exceptions.ParseError("strings may not contain NUL characters (\\u0000)")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -137,3 +137,10 @@ def test_pages_keep_their_html_404(client):
     response = client.get("/hub/no-such-page")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_nul_character_in_a_json_string_is_a_400_not_a_database_error(admin_api):
+    # found by schemathesis on PostgreSQL, which cannot store or compare a NUL
+    response = admin_api.post("/hub/api/users", {"usernames": ["al\u0000ice"]}, "json")
+    assert response.status_code == 400
+    assert "NUL" in response.json()["message"]
