@@ -81,10 +81,15 @@ def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -
     """bubblewrap's command line: the host's filesystem, minus the data dir
     (and minus closed directories such as /root whose contents are hidden but
     whose REOPEN paths, e.g. the interpreter of a user environment, stay
-    readable), with private /proc, /dev, /tmp and IPC; then, in users mode,
+    readable), with private /proc, /dev, /tmp (REOPEN paths under /tmp, such as
+    a checkout's user environment, are mounted back read-only) and IPC; then, in users mode,
     setpriv drops to the account with no supplementary groups and no caps."""
     argv = [bwrap, "--bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"]
     argv += ["--unshare-ipc", "--tmpfs", "/tmp"]
+    tmp = Path("/tmp")
+    for path in confinement.reopen:  # a user environment under /tmp stays reachable
+        if path.is_relative_to(tmp) and path != tmp:
+            argv += [*_passable(tmp, path), "--ro-bind", str(path), str(path)]
     for closed, inner in closed_parents(confinement.reopen):
         argv += ["--tmpfs", str(closed), *_passable(closed, inner)]
         argv += ["--ro-bind", str(inner), str(inner)]

@@ -228,7 +228,10 @@ class LocalProcessSpawner(Spawner):
         try:
             bwrap = isolation.find_bwrap()
             env_dir = Path(cmd[0]).parent.parent
-            confinement = isolation.Confinement(data_dir=self.data_dir, home=spec.home)
+            reopen = isolation.user_environment_paths(env_dir)
+            confinement = isolation.Confinement(
+                data_dir=self.data_dir, home=spec.home, reopen=reopen
+            )
             user = spec.username
             if self.isolation == "users":
                 user = isolation.account_name(spec.username, prefix=self.account_prefix)
@@ -237,7 +240,7 @@ class LocalProcessSpawner(Spawner):
                 confinement = isolation.Confinement(
                     data_dir=self.data_dir,
                     home=spec.home,
-                    reopen=isolation.user_environment_paths(env_dir),
+                    reopen=reopen,
                     uid=account.pw_uid,
                     gid=account.pw_gid,
                 )

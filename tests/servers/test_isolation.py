@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from servers.spawners import isolation
 from servers.spawners.isolation import (
     Confinement,
     account_name,
@@ -73,3 +74,17 @@ def test_users_argv_drops_to_the_account_last():
         *("setpriv", "--reuid=999", "--regid=995", "--clear-groups"),
         *("--inh-caps=-all", "--bounding-set=-all", "--", "srv"),
     ]
+
+
+def test_a_user_environment_under_tmp_is_mounted_back_over_the_private_tmp(tmp_path):
+    # regression: a checkout under /tmp (as CI may use) lost its .venv-user to the
+    # sandbox's own /tmp, and setpriv could not find jupyterhub-singleuser
+    env = Path("/tmp/checkout/.venv-user")
+    confinement = isolation.Confinement(
+        data_dir=tmp_path / "data", home=tmp_path / "home", reopen=(env,)
+    )
+    argv = isolation.build_bwrap_argv("bwrap", confinement, ["jupyterhub-singleuser"])
+    private_tmp = argv.index("--tmpfs")
+    assert argv[private_tmp + 1] == "/tmp"
+    bind = argv.index(str(env))
+    assert argv[bind - 1] == "--ro-bind" and argv[bind + 1] == str(env) and bind > private_tmp
