@@ -11,7 +11,8 @@ from celery.exceptions import SecurityWarning
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsite.settings")
 
-app = Celery("hubsite")
+# the broker connection survives being closed after Redis went away (hubsite/broker_connection.py)
+app = Celery("hubsite", amqp="hubsite.broker_connection:AMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["scheduler"])
 

@@ -165,6 +165,8 @@ def worker_processes(live_hub) -> Iterator[list[WorkerProcess]]:
     for worker in started:
         worker.kill()
         worker.wait_exit()
+        # shown by pytest only when the test failed: what the worker said last
+        print(f"--- worker {worker.name}, last lines ---\n" + "".join(worker.lines[-80:]))
     spawner = get_spawner()
     for running in spawner.list_running():
         spawner.stop(running.state, grace=1)
