@@ -25,13 +25,20 @@ GROUP_RULES = {
 }
 
 
-def oauth_login(client: Client, account: str, *, tamper=None):
+def oauth_login(
+    client: Client,
+    account: str,
+    *,
+    tamper=None,
+    start_url: str = "/hub/oauth_login",
+    callback_path: str = "/hub/oauth_callback",
+):
     """The whole redirect dance, the browser's part at the provider done by requests."""
-    start = client.get("/hub/oauth_login")
+    start = client.get(start_url)
     assert start.status_code == 302, start.content
     back = sign_in_at_provider(start["Location"], account)
     parts = urlsplit(back)
-    assert parts.path == "/hub/oauth_callback"
+    assert parts.path == callback_path
     query = tamper(parts.query) if tamper else parts.query
     return client.get(f"{parts.path}?{query}")
 
@@ -97,6 +104,18 @@ def test_a_tampered_state_is_refused(oidc_groups):
     assert logged_in_as(client) is None
     assert response.status_code in (400, 401, 403)
     assert not User.objects.filter(username="bob").exists()
+
+
+def test_the_per_provider_login_url_signs_in(oidc_groups):
+    client = Client()
+    response = oauth_login(
+        client,
+        "bob",
+        start_url="/hub/accounts/oidc/oidc/login/",  # the README's per-provider URLs
+        callback_path="/hub/accounts/oidc/oidc/login/callback/",
+    )
+    assert response.status_code == 302
+    assert logged_in_as(client) == "bob"
 
 
 def test_a_code_replayed_in_another_browser_is_refused(oidc_groups):
