@@ -132,6 +132,7 @@ def test_a_tampered_state_is_refused(oidc_groups):
     response = oauth_login(client, "bob", tamper=lambda q: q.replace("state=", "state=x"))
     assert logged_in_as(client) is None
     assert response.status_code in (400, 401, 403)
+    assert b"Sign-in failed" in response.content
     assert not User.objects.filter(username="bob").exists()
 
 
@@ -157,6 +158,7 @@ def test_an_id_token_issued_for_another_nonce_is_refused_and_nobody_signs_in(oid
         client, "bob", at_provider=lambda url: with_params(url, nonce="another-sign-ins-nonce")
     )
     assert response.status_code == 401
+    assert b"Sign-in failed" in response.content and b"nobody was signed in" in response.content
     assert logged_in_as(client) is None
     assert not User.objects.filter(username="bob").exists()
 
