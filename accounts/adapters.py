@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts import policy, services, signin
+from accounts import oidc, policy, services, signin
 from accounts.claims import ProviderVerdict, decide_provider, merged_claims
 from accounts.client_address import client_address
 from accounts.models import User
@@ -112,6 +112,8 @@ class HubSocialAccountAdapter(DefaultSocialAccountAdapter):
     username, allowed, groups, admin), then the same pre_login as everyone."""
 
     def pre_social_login(self, request: HttpRequest, sociallogin) -> None:
+        # before the claims are believed: they must come from this sign-in's ID token
+        oidc.refuse_unbound_id_token(request, sociallogin)
         verdict = provider_verdict(sociallogin)
         admitted = verdict.allowed or (
             verdict.extra.get("soft")

@@ -15,7 +15,8 @@ urlpatterns = [
     path("accounts/", include("allauth.account.urls")),
     path("accounts/", include("allauth.socialaccount.urls")),
     path("accounts/2fa/", include("allauth.mfa.urls")),
-    path("accounts/oidc/", include("allauth.socialaccount.providers.openid_connect.urls")),
+    # allauth's patterns carry their own oidc/ prefix: /hub/accounts/oidc/<provider_id>/login/
+    path("accounts/", include("allauth.socialaccount.providers.openid_connect.urls")),
     path("accounts/github/login/", upstream.github_login, name="github_login"),
     path("accounts/github/login/callback/", upstream.github_callback, name="github_callback"),
     path("oauth_login", upstream.oauth_login, name="oauth-login"),

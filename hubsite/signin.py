@@ -160,6 +160,9 @@ def _required(name: str, why: str) -> str:
 
 def _oidc_app(prefix: str, provider_id: str, issuer: str, name: str) -> dict[str, object]:
     scopes = env_str(f"{prefix}_SCOPES").replace(",", " ").split() or ["openid", "profile", "email"]
+    if "openid" not in scopes:
+        # without it there is no ID token, so no nonce to bind the sign-in to
+        raise ImproperlyConfigured(f"{prefix}_SCOPES must include openid (got {scopes!r})")
     return {
         "provider_id": provider_id,
         "name": env_str(f"{prefix}_DISPLAY_NAME", name),
@@ -215,12 +218,19 @@ def social_providers() -> dict[str, dict[str, object]]:
     return providers
 
 
+# allauth's openid_connect provider sends no nonce; ours does (accounts/oidc.py)
+OIDC_PROVIDER_CLASS = "accounts.oidc.NonceOpenIDConnectProvider"
+
+
 def socialaccount_settings(providers: dict[str, dict[str, object]]) -> dict[str, object]:
-    """allauth's SOCIALACCOUNT_PROVIDERS: apps from settings, none in the database."""
-    out: dict[str, object] = {}
+    """allauth's SOCIALACCOUNT_PROVIDERS: apps from settings, none in the database.
+    The provider class is named even with no OpenID Connect app: allauth reads
+    it once, when its provider registry first loads, whatever is configured then."""
     apps = [p["app"] for key, p in providers.items() if key != "github"]
+    openid_connect: dict[str, object] = {"provider_class": OIDC_PROVIDER_CLASS}
     if apps:
-        out["openid_connect"] = {"APPS": apps}
+        openid_connect["APPS"] = apps
+    out: dict[str, object] = {"openid_connect": openid_connect}
     if "github" in providers:
         out["github"] = {
             "APPS": [providers["github"]["app"]],

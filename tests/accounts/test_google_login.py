@@ -38,6 +38,10 @@ def test_google_is_asked_for_the_hosted_domain(use_google):
     assert "hd=example.edu" in Client().get("/hub/oauth_login")["Location"]
 
 
+def test_google_is_sent_a_nonce(use_google):
+    assert "nonce=" in Client().get("/hub/oauth_login")["Location"]
+
+
 def test_an_account_of_the_allowed_domain_signs_in_by_its_address(use_google):
     client = Client()
     oauth_login(client, "dora@example.edu")

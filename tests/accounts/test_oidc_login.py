@@ -1,16 +1,22 @@
 """OpenID Connect sign-in against a real provider (tests/services/oidc_provider.py):
 /hub/oauth_login -> the provider -> /hub/oauth_callback, claims to hub groups
-and admin, refused people, a tampered state."""
+and admin, refused people, a tampered state, an ID token not bound to the
+sign-in by its nonce."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
+from allauth.socialaccount.providers import registry
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from accounts import auth_state
 from accounts.models import User
+from accounts.oidc import NONCE_STATE_KEY, NonceOpenIDConnectProvider
+from hubsite import signin
 from servers.services import build_spec
 from tests.factories import ServerFactory
 from tests.services.oidc_provider import sign_in_at_provider
@@ -25,15 +31,45 @@ GROUP_RULES = {
 }
 
 
-def oauth_login(client: Client, account: str, *, tamper=None):
-    """The whole redirect dance, the browser's part at the provider done by requests."""
-    start = client.get("/hub/oauth_login")
+def oauth_login(
+    client: Client,
+    account: str,
+    *,
+    tamper: Callable[[str], str] | None = None,
+    at_provider: Callable[[str], str] | None = None,
+    before_callback: Callable[[Client], None] | None = None,
+    start_url: str = "/hub/oauth_login",
+    callback_path: str = "/hub/oauth_callback",
+):
+    """The whole redirect dance, the browser's part at the provider done by
+    requests. `at_provider` rewrites the authorization URL the provider sees,
+    `before_callback` changes the hub session, `tamper` rewrites the callback query."""
+    start = client.get(start_url)
     assert start.status_code == 302, start.content
-    back = sign_in_at_provider(start["Location"], account)
+    authorize = at_provider(start["Location"]) if at_provider else start["Location"]
+    back = sign_in_at_provider(authorize, account)
     parts = urlsplit(back)
-    assert parts.path == "/hub/oauth_callback"
+    assert parts.path == callback_path
+    if before_callback:
+        before_callback(client)
     query = tamper(parts.query) if tamper else parts.query
     return client.get(f"{parts.path}?{query}")
+
+
+def auth_params(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+def with_params(url: str, **changes: str | None) -> str:
+    """URL with its query parameters changed (None: removed)."""
+    params = {**auth_params(url), **changes}
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return urlunsplit(urlsplit(url)._replace(query=query))
+
+
+def stashed_states(client: Client) -> dict[str, list]:
+    """allauth's pending sign-ins in the hub session: state id -> [state, time, provider]."""
+    return client.session.get("socialaccount_states", {})
 
 
 def logged_in_as(client: Client) -> str | None:
@@ -96,7 +132,130 @@ def test_a_tampered_state_is_refused(oidc_groups):
     response = oauth_login(client, "bob", tamper=lambda q: q.replace("state=", "state=x"))
     assert logged_in_as(client) is None
     assert response.status_code in (400, 401, 403)
+    assert b"Sign-in failed" in response.content
     assert not User.objects.filter(username="bob").exists()
+
+
+def test_the_authorization_request_carries_a_fresh_nonce_kept_with_its_state(oidc_groups):
+    client = Client()
+    first = auth_params(client.get("/hub/oauth_login")["Location"])
+    second = auth_params(client.get("/hub/oauth_login")["Location"])
+    assert len(first["nonce"]) >= 43 and first["nonce"] != second["nonce"]
+    for sent in (first, second):
+        state, _, _ = stashed_states(client)[sent["state"]]
+        assert state[NONCE_STATE_KEY] == sent["nonce"]
+
+
+def test_a_nonce_on_the_login_url_does_not_replace_the_hubs_own(oidc_groups):
+    chosen = urlencode({"auth_params": "nonce=chosen-by-someone-else"})
+    sent = auth_params(Client().get(f"/hub/oauth_login?{chosen}")["Location"])
+    assert sent["nonce"] != "chosen-by-someone-else"
+
+
+def test_an_id_token_issued_for_another_nonce_is_refused_and_nobody_signs_in(oidc_groups):
+    client = Client()
+    response = oauth_login(
+        client, "bob", at_provider=lambda url: with_params(url, nonce="another-sign-ins-nonce")
+    )
+    assert response.status_code == 401
+    assert b"Sign-in failed" in response.content and b"nobody was signed in" in response.content
+    assert logged_in_as(client) is None
+    assert not User.objects.filter(username="bob").exists()
+
+
+def test_an_id_token_without_a_nonce_is_refused(oidc_groups):
+    client = Client()
+    response = oauth_login(client, "bob", at_provider=lambda url: with_params(url, nonce=None))
+    assert response.status_code == 401
+    assert logged_in_as(client) is None
+    assert not User.objects.filter(username="bob").exists()
+
+
+def test_a_stored_nonce_changed_between_redirect_and_callback_is_refused(oidc_groups):
+    def change_stored_nonce(client: Client) -> None:
+        session = client.session
+        for state, _, _ in session["socialaccount_states"].values():
+            state[NONCE_STATE_KEY] = "not-the-nonce-the-provider-saw"
+        session.save()
+
+    client = Client()
+    response = oauth_login(client, "bob", before_callback=change_stored_nonce)
+    assert response.status_code == 401
+    assert logged_in_as(client) is None
+    assert not User.objects.filter(username="bob").exists()
+
+
+def test_an_existing_user_is_not_signed_in_by_an_unbound_id_token(oidc_groups, bob):
+    client = Client()
+    response = oauth_login(
+        client, "bob", at_provider=lambda url: with_params(url, nonce="replayed")
+    )
+    assert response.status_code == 401
+    assert logged_in_as(client) is None
+
+
+def test_an_id_token_from_another_login_is_refused_even_without_pkce(oidc_groups, settings):
+    """Without PKCE the code of one sign-in can be redeemed under another's
+    state; the ID token it yields still carries the first sign-in's nonce."""
+    settings.SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"][0]["settings"][
+        "oauth_pkce_enabled"
+    ] = False
+    client = Client()
+    first = client.get("/hub/oauth_login")["Location"]
+    first_back = urlsplit(sign_in_at_provider(first, "bob"))
+    second = auth_params(client.get("/hub/oauth_login")["Location"])
+    assert "code_challenge" not in second
+    response = client.get(
+        with_params(f"{first_back.path}?{first_back.query}", state=second["state"])
+    )
+    assert response.status_code == 401
+    assert logged_in_as(client) is None
+    assert not User.objects.filter(username="bob").exists()
+
+
+def test_a_nonce_serves_one_callback_only(oidc_groups):
+    client = Client()
+    start = client.get("/hub/oauth_login")
+    sent = auth_params(start["Location"])
+    back = urlsplit(sign_in_at_provider(start["Location"], "bob"))
+    assert client.get(f"{back.path}?{back.query}").status_code == 302
+    assert logged_in_as(client) == "bob"
+    assert sent["state"] not in stashed_states(client)
+    kept = [s for s, _, _ in stashed_states(client).values() if NONCE_STATE_KEY in s]
+    assert kept == []
+
+
+def test_the_per_provider_login_url_sends_a_nonce_and_signs_in(oidc_groups):
+    client = Client()
+    sent = {}
+
+    def note(url: str) -> str:
+        sent.update(auth_params(url))
+        return url
+
+    response = oauth_login(
+        client,
+        "bob",
+        at_provider=note,
+        start_url="/hub/accounts/oidc/oidc/login/",  # the README's per-provider URLs
+        callback_path="/hub/accounts/oidc/oidc/login/callback/",
+    )
+    assert sent["nonce"] and response.status_code == 302
+    assert logged_in_as(client) == "bob"
+
+
+def test_scopes_without_openid_stop_the_hub_at_start(use_oidc):
+    with pytest.raises(ImproperlyConfigured, match="HUB_OIDC_SCOPES must include openid"):
+        use_oidc(HUB_OIDC_SCOPES="profile email")
+
+
+def test_openid_connect_uses_the_nonce_sending_provider_even_when_none_is_configured():
+    """allauth's provider registry reads the class once, at its first use."""
+    assert signin.socialaccount_settings({})["openid_connect"] == {
+        "provider_class": "accounts.oidc.NonceOpenIDConnectProvider"
+    }
+    registry.load()
+    assert registry.get_class("openid_connect") is NonceOpenIDConnectProvider
 
 
 def test_a_code_replayed_in_another_browser_is_refused(oidc_groups):
