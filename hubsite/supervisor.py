@@ -310,6 +310,21 @@ def _wait_gone(pid: int, *, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def clear_metric_files(folder: Path) -> int:
+    """Remove the metric files of the platform's previous run (servers/metrics.py):
+    prometheus-client's multiprocess mode keeps one file per process and metric
+    kind, and sums them all at every scrape, so without this the folder grew by
+    a few files at every start and restart, and /hub/metrics kept summing the
+    counters of processes long gone. A new run starts its counters from zero,
+    which Prometheus reads as the counter reset it is. Returns how many went."""
+    removed = 0
+    for path in folder.glob("*.db"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hubsite.supervisor", description=__doc__)
     parser.add_argument("--procfile", default="Procfile", help="the processes to run")
@@ -329,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         procs = {name: procs[name] for name in args.names}
     root = procfile.resolve().parent
     data = root / (os.environ.get("HUB_DATA_DIR") or "data")  # an absolute one stays as is
+    clear_metric_files(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data / "metrics"))
     supervisor = Supervisor(procs, cwd=root, run_dir=data / "run", grace=STOP_GRACE, out=sys.stdout)
     return supervisor.run()
 

@@ -220,3 +220,29 @@ def test_only_the_named_entries_run(tmp_path):
         assert not any("started a" in line for line in sup.seen)
     finally:
         sup.close()
+
+
+def test_a_new_run_starts_without_the_metric_files_of_the_last(tmp_path):
+    """prometheus-client's multiprocess files of a previous run's processes
+    are summed by every scrape until removed (hubsite.supervisor.clear_metric_files)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    count_a_cull = (
+        "from prometheus_client import Counter;"
+        " Counter('hub_culls', 'culls', ['kind']).labels(kind='server').inc()"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two processes of the last run
+        subprocess.run([sys.executable, "-c", count_a_cull], env=env, check=True)
+    (tmp_path / "notes.txt").write_text("not a metric file")
+
+    def culls_scraped() -> str:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        return generate_latest(registry).decode()
+
+    assert 'hub_culls_total{kind="server"} 2.0' in culls_scraped()
+    assert sv.clear_metric_files(tmp_path) == 2
+    assert "hub_culls_total" not in culls_scraped()
+    assert (tmp_path / "notes.txt").exists()
