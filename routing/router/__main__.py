@@ -236,7 +236,9 @@ async def serve(config: Config, sock: socket.socket) -> None:
     from routing.router.addon import RouterAddon, Upstream
     from routing.router.client import HubClient, RouteSync, SyncPolicy
     from routing.router.snapshot import Snapshot
+    from routing.router.strict_answers import install as strict_answers
 
+    strict_answers()  # servers' answers to mitmproxy pass the relay's parser too
     hub = urlsplit(config.hub_url)
     upstream = Upstream(hub.scheme, hub.hostname or "", hub.port or 80)
     policy = SyncPolicy(activity_every=config.activity_interval)

@@ -10,7 +10,9 @@ is parsed and its body framed (bad input is answered 400/408/413/431/501/505
 here, once mitmproxy has finished the answers it owes, and the connection is
 closed); what mitmproxy writes back is framed too, to know when those answers
 end, and when a `101` turns the connection into a tunnel (then bytes pass both
-ways untouched, as the relay's tunnels do).
+ways untouched, as the relay's tunnels do). The servers' answers mitmproxy
+reads itself pass the relay's parser first as well (routing/router/
+strict_answers.py): a bad one is mitmproxy's 502, and the connection closes.
 
 Memory per connection is bounded: an incomplete head by MAX_HEAD, the bytes
 held back while an answer is pending by the relay's HIGH_WATER (reading
