@@ -7,8 +7,12 @@ Every case is answered with the status RFC 9112 calls for (or closed), nothing
 of it reaches the server, and the server never receives anything a strict
 parser (h11) refuses: the backend parses every byte it gets with h11 and
 records what it could not parse. Servers answering badly get a 502, never a
-tunnel. The router's limits are shortened by its options for the slow-client
-cases (`--head-timeout`, `--idle-timeout`), and `--max-body-size` is set."""
+tunnel, on both paths: handed off, mitmproxy reads the server's answer itself,
+but only once the relay's parser passed its head (routing/router/
+strict_answers.py), so the client gets mitmproxy's 502 and the close, none of
+the bad answer, and nothing pipelined behind it reaches the server. The
+router's limits are shortened by its options for the slow-client cases
+(`--head-timeout`, `--idle-timeout`), and `--max-body-size` is set."""
 
 from __future__ import annotations
 
@@ -246,17 +250,24 @@ def test_a_valid_request_still_goes_through_on_the_same_footing(world, path):
     assert world.backend.refused == []
 
 
+@pytest.mark.parametrize("path", ["relay", "handed-off"])
 @pytest.mark.parametrize("action", sorted(BAD_ANSWERS))
-def test_a_servers_bad_answer_is_a_502_and_never_a_tunnel(world, action):
-    """On the relay; a request pipelined behind must not reach the server."""
-    first = get(target=b"/user/bad/" + action)
-    behind = get(target=b"/user/bad/behind-" + action)
-    with connect(world, "relay") as sock:
+def test_a_servers_bad_answer_is_a_502_and_never_a_tunnel(world, path, action):
+    """On both paths: a 502 and closed, and a request pipelined behind must
+    not reach the server. Handed off, mitmproxy reads the server's answer
+    itself; the client still gets only a 502 and the close, never any of the
+    bad answer (nor a tunnel)."""
+    tag = path.encode() + b"-" + action
+    first = get(target=b"/user/bad/" + tag + b"/" + action)
+    behind = get(target=b"/user/bad/behind-" + tag)
+    with connect(world, path) as sock:
         sock.sendall(first + behind)
         status, answer = read_answer(sock)
         assert status == 502, answer
+        assert b"Connection: close" in answer
         assert read_answer(sock)[0] is None  # and closed
-    assert b"/user/bad/behind-" + action not in world.backend.targets
+    assert b"/user/bad/behind-" + tag not in world.backend.targets
+    assert world.backend.refused == []
 
 
 @pytest.mark.parametrize("path", ["relay", "handed-off"])
