@@ -8,9 +8,13 @@ import inspect
 from mitmproxy import version
 from mitmproxy.addons import proxyserver
 from mitmproxy.proxy import server
+from mitmproxy.proxy.layers import http as http_layers
 from mitmproxy.proxy.layers import websocket
+from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.mode_servers import ServerInstance
 from mitmproxy.test import tflow
+
+from routing.router.strict_answers import StrictHttp1Client
 
 
 def test_mitmproxy_is_the_pinned_version():
@@ -58,3 +62,28 @@ def test_server_connect_hook_runs_before_the_connect_and_may_move_or_refuse_it()
     refused = source.index("if err := command.connection.error:")
     connect = source.index("*command.connection.address,")
     assert hook < refused < connect
+
+
+def test_server_side_http1_connections_are_built_by_the_name_strict_answers_replaces():
+    # routing/router/strict_answers.py swaps mitmproxy.proxy.layers.http.Http1Client
+    # (HttpLayer and HttpClient build them by the module's global name)
+    source = inspect.getsource(http_layers)
+    assert "from ._http1 import Http1Client\n" in source
+    assert source.count("Http1Client(") == 2
+    assert "Http1Client(self.context" in inspect.getsource(http_layers.HttpLayer)
+    assert "Http1Client" in vars(http_layers)
+    assert issubclass(StrictHttp1Client, _http1.Http1Client)
+
+
+def test_received_bytes_are_buffered_before_read_headers_sees_them():
+    source = inspect.getsource(_http1.Http1Connection._handle_event)
+    assert source.index("self.buf += event.data") < source.index("yield from self.state(event)")
+
+
+def test_an_unparsable_answer_is_a_close_then_a_response_protocol_error():
+    # what StrictHttp1Client.refuse yields for a head the relay's parser refuses
+    source = inspect.getsource(_http1.Http1Client.read_headers)
+    error = source.index("except ValueError as e:")
+    close = source.index("yield commands.CloseConnection(self.conn)", error)
+    protocol_error = source.index("ResponseProtocolError(", close)
+    assert error < close < protocol_error
