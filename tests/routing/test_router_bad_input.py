@@ -21,6 +21,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class StrictBackend(socketserver.ThreadingTCPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+WS_FRAME = b"\x81\x02hi"  # a server's WebSocket text frame, unmasked
 BAD_ANSWERS = {
     b"xchunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\nContent-Length: 5\r\n\r\n"
     b"0\r\n\r\n",
@@ -91,6 +93,23 @@ class _StrictHandler(socketserver.BaseRequestHandler):
             action = target.rsplit(b"/", 1)[-1]
             if action in BAD_ANSWERS:
                 sock.sendall(BAD_ANSWERS[action])
+                return
+            if action == b"pieces":  # a good answer, its head in many reads
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                answer = b"HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 2\r\n\r\nok"
+                for i in range(0, len(answer), 5):
+                    sock.sendall(answer[i : i + 5])
+                    time.sleep(0.01)
+                leftover = conn.trailing_data[0]
+                continue
+            if action == b"upgrade":  # a WebSocket when asked for one, then a frame
+                sock.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                    b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n" + WS_FRAME
+                )
+                while sock.recv(65536):
+                    pass
                 return
             sock.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
@@ -267,6 +286,34 @@ def test_a_servers_bad_answer_is_a_502_and_never_a_tunnel(world, path, action):
         assert b"Connection: close" in answer
         assert read_answer(sock)[0] is None  # and closed
     assert b"/user/bad/behind-" + tag not in world.backend.targets
+    assert world.backend.refused == []
+
+
+@pytest.mark.parametrize("path", ["relay", "handed-off"])
+def test_a_good_answer_whose_head_comes_in_pieces_still_goes_through(world, path):
+    with connect(world, path) as sock:
+        sock.sendall(get(target=b"/user/bad/" + path.encode() + b"/pieces"))
+        status, answer = read_answer(sock)
+    assert status == 200 and b"X-A: b" in answer and answer.endswith(b"ok"), answer
+
+
+@pytest.mark.parametrize("path", ["relay", "handed-off"])
+def test_a_101_the_request_asked_for_is_still_a_websocket(world, path):
+    upgrade = get(
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        b"Sec-WebSocket-Version: 13",
+        target=b"/user/bad/upgrade",
+    )
+    with connect(world, path) as sock:
+        sock.sendall(upgrade)
+        got = b""
+        while not got.endswith(WS_FRAME):
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 101 "), got
     assert world.backend.refused == []
 
 
