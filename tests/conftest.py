@@ -14,6 +14,25 @@ from tests.factories import GroupFactory, UserFactory
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing() -> Iterator[None]:
+    """Passwords hashed at 1,000 PBKDF2 iterations in this process (tests/hashers.py)."""
+    from django.conf import settings
+    from django.contrib.auth import hashers
+
+    kept = settings.PASSWORD_HASHERS
+    settings.PASSWORD_HASHERS = [
+        "tests.hashers.QuickPBKDF2PasswordHasher",
+        *(h for h in kept if h != "django.contrib.auth.hashers.PBKDF2PasswordHasher"),
+    ]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+    yield
+    settings.PASSWORD_HASHERS = kept
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+
+
 @pytest.fixture
 def team(db):
     return GroupFactory(name="team")
