@@ -52,10 +52,16 @@ def test_deleting_a_namespace_deletes_its_pods_then_itself(k8s_cluster):
     core.create_namespace({"metadata": {"name": name}})
     core.create_namespaced_pod(name, pod_manifest("inside", SLEEP))
     core.delete_namespace(name)
-    assert core.read_namespace(name).status.phase == "Terminating"  # its pod is still going
+    terminating = core.read_namespace(name)
+    assert terminating.status.phase == "Terminating"  # its pod is still going
     watch = kubernetes.watch.Watch()
+    # from the version read: a namespace gone before the watch began is still
+    # seen going (without it the watch waited its 90 s out, one run in a few)
     for event in watch.stream(
-        core.list_namespace, field_selector=f"metadata.name={name}", timeout_seconds=90
+        core.list_namespace,
+        field_selector=f"metadata.name={name}",
+        resource_version=terminating.metadata.resource_version,
+        timeout_seconds=90,
     ):
         if event["type"] == "DELETED":
             watch.stop()
