@@ -16,21 +16,17 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(autouse=True, scope="session")
 def _quick_password_hashing() -> Iterator[None]:
-    """Passwords hashed at 1,000 PBKDF2 iterations in this process (tests/hashers.py)."""
+    """Passwords hashed at 1,000 PBKDF2 iterations in this process (tests/hashers.py);
+    override_settings also clears Django's cached hashers, on the way in and out."""
     from django.conf import settings
-    from django.contrib.auth import hashers
+    from django.test import override_settings
 
-    kept = settings.PASSWORD_HASHERS
-    settings.PASSWORD_HASHERS = [
+    quick = [
         "tests.hashers.QuickPBKDF2PasswordHasher",
-        *(h for h in kept if h != "django.contrib.auth.hashers.PBKDF2PasswordHasher"),
+        *(h for h in settings.PASSWORD_HASHERS if not h.endswith(".PBKDF2PasswordHasher")),
     ]
-    hashers.get_hashers.cache_clear()
-    hashers.get_hashers_by_algorithm.cache_clear()
-    yield
-    settings.PASSWORD_HASHERS = kept
-    hashers.get_hashers.cache_clear()
-    hashers.get_hashers_by_algorithm.cache_clear()
+    with override_settings(PASSWORD_HASHERS=quick):
+        yield
 
 
 @pytest.fixture
