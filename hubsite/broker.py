@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
-from time import monotonic, time
+from time import monotonic, time, time_ns
 from typing import Any
 
 from kombu.exceptions import ChannelError
@@ -40,6 +41,22 @@ from kombu.utils.json import dumps, loads
 from hubsite.processes import identity, identity_alive
 
 SCAN_EVERY = 1.0  # seconds between looks for claims of dead consumers
+
+_last_stamp = 0
+_stamp_lock = threading.Lock()
+
+
+def _stamp() -> int:
+    """A message's place in its queue: consumers take files in name order. Wall
+    clock nanoseconds, so messages left over a restart or a reboot keep their
+    order, and strictly increasing within a process, so two messages published
+    in the same instant are still taken in the order they were put (names were
+    milliseconds, unpadded: such pairs came out in random order, and at a
+    power of ten of the clock a shorter stamp sorted first)."""
+    global _last_stamp
+    with _stamp_lock:
+        _last_stamp = max(time_ns(), _last_stamp + 1)
+        return _last_stamp
 
 
 class Channel(filesystem.Channel):
@@ -63,7 +80,7 @@ class Channel(filesystem.Channel):
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
         """Put a message on QUEUE: write a hidden file, then rename it in."""
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        name = f"{_stamp():020d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # consumers take only "<stamp>_<uuid>.<queue>.msg"; a leading dot is never that
         partial = os.path.join(self.data_folder_out, f".{name}.part")

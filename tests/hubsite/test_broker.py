@@ -127,6 +127,22 @@ def test_an_acked_message_is_gone_and_a_rejected_one_comes_back(tmp_path):
             queue.get(timeout=0.2)
 
 
+def test_messages_put_in_the_same_instant_are_taken_in_the_order_put(tmp_path):
+    # regression: names stamped in milliseconds put such messages in random order
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(tmp_path)
+    ) as conn:
+        queue = conn.SimpleQueue("spawns")
+        for n in range(200):
+            queue.put({"n": n})
+        taken = []
+        for _ in range(200):
+            message = queue.get(timeout=5)
+            taken.append(message.payload["n"])
+            message.ack()
+        assert taken == list(range(200))
+
+
 def test_a_live_consumers_claim_waits_for_the_visibility_timeout(tmp_path):
     options = _options(tmp_path)
     with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as mine:
