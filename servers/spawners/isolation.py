@@ -18,7 +18,7 @@ Two modes, chosen by HUB_LOCAL_ISOLATION (`auto` picks by the hub's own uid):
 Servers never get the hub's environment either way: the spawner builds theirs
 from a short allow-list plus JupyterHub's contract (their own token only).
 
-The decisions (mode, account name, bubblewrap's argv) are pure functions; the
+The decisions (mode, account name, the mount plan, bubblewrap's argv) are pure functions; the
 impure half (useradd, chmod) is small and idempotent, so two workers starting
 two servers of one new user at once both succeed.
 """
@@ -34,6 +34,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 MODES = ("auto", "users", "sandbox", "none")
 _ACCOUNT_CHARS = re.compile(r"[^a-z0-9_-]")
@@ -77,25 +78,55 @@ class Confinement:
     gid: int | None = None
 
 
-def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -> list[str]:
-    """bubblewrap's command line: the host's filesystem, minus the data dir
-    (and minus closed directories such as /root whose contents are hidden but
-    whose REOPEN paths, e.g. the interpreter of a user environment, stay
-    readable), with private /proc, /dev, /tmp (REOPEN paths under /tmp, such as
-    a checkout's user environment, are mounted back read-only) and IPC; then, in users mode,
-    setpriv drops to the account with no supplementary groups and no caps."""
-    argv = [bwrap, "--bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"]
-    argv += ["--unshare-ipc", "--tmpfs", "/tmp"]
+class Mount(NamedTuple):
+    """One step of a server's filesystem view, done in order: by bubblewrap
+    for an exec'd server, by servers/spawners/namespaces.py for a forked one.
+    KIND is `dev` (a minimal /dev), `proc` (this PID namespace's), `tmpfs`,
+    `dir`, `bind` or `ro-bind` (SOURCE as seen before any step, at PATH)."""
+
+    kind: str
+    path: str
+    source: str = ""
+    mode: int = 0o755
+
+
+def mount_plan(confinement: Confinement) -> list[Mount]:
+    """The host's filesystem minus the data dir (and minus closed directories
+    such as /root whose contents are hidden but whose REOPEN paths, e.g. the
+    interpreter of a user environment, stay readable), with private /dev,
+    /proc, /tmp and /dev/shm (world-writable, sticky, as usual: the server's
+    account must be able to write its temporary files); REOPEN paths under
+    /tmp, such as a checkout's user environment, are mounted back read-only,
+    and the home read-write."""
+    plan = [Mount("dev", "/dev"), Mount("tmpfs", "/dev/shm", mode=0o1777)]
+    plan += [Mount("proc", "/proc"), Mount("tmpfs", "/tmp", mode=0o1777)]
     tmp = Path("/tmp")
-    for path in confinement.reopen:  # a user environment under /tmp stays reachable
+    for path in confinement.reopen:
         if path.is_relative_to(tmp) and path != tmp:
-            argv += [*_passable(tmp, path), "--ro-bind", str(path), str(path)]
+            plan += [*_passable(tmp, path), Mount("ro-bind", str(path), str(path))]
     for closed, inner in closed_parents(confinement.reopen):
-        argv += ["--tmpfs", str(closed), *_passable(closed, inner)]
-        argv += ["--ro-bind", str(inner), str(inner)]
+        plan += [Mount("tmpfs", str(closed)), *_passable(closed, inner)]
+        plan.append(Mount("ro-bind", str(inner), str(inner)))
     home = confinement.home
-    argv += ["--tmpfs", str(confinement.data_dir), *_passable(confinement.data_dir, home)]
-    argv += ["--bind", str(home), str(home)]
+    plan += [Mount("tmpfs", str(confinement.data_dir)), *_passable(confinement.data_dir, home)]
+    plan.append(Mount("bind", str(home), str(home)))
+    return plan
+
+
+def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -> list[str]:
+    """bubblewrap's command line: the mount plan on the host's root, new PID
+    and IPC namespaces; then, in users mode, setpriv drops to the account with
+    no supplementary groups and no capabilities."""
+    argv = [bwrap, "--bind", "/", "/", "--unshare-pid", "--unshare-ipc"]
+    for step in mount_plan(confinement):
+        if step.kind in ("dev", "proc"):
+            argv += [f"--{step.kind}", step.path]
+        elif step.kind in ("tmpfs", "dir"):
+            if step.mode != 0o755 or step.kind == "dir":
+                argv += ["--perms", f"{step.mode:04o}"]
+            argv += [f"--{step.kind}", step.path]
+        else:
+            argv += [f"--{step.kind}", step.source, step.path]
     argv += ["--chdir", str(confinement.home)]
     if confinement.uid is not None:
         argv += ["--", "setpriv", f"--reuid={confinement.uid}", f"--regid={confinement.gid}"]
@@ -104,14 +135,14 @@ def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -
     return argv
 
 
-def _passable(top: Path, path: Path) -> list[str]:
+def _passable(top: Path, path: Path) -> list[Mount]:
     """Directories between TOP and PATH that others may pass through (bwrap
     would make them 0700, owned by the hub, when it mounts PATH there)."""
-    argv: list[str] = []
-    for parent in reversed(path.parents):
-        if parent != top and parent.is_relative_to(top):
-            argv += ["--perms", "0711", "--dir", str(parent)]
-    return argv
+    return [
+        Mount("dir", str(parent), mode=0o711)
+        for parent in reversed(path.parents)
+        if parent != top and parent.is_relative_to(top)
+    ]
 
 
 def closed_parents(paths: tuple[Path, ...]) -> list[tuple[Path, Path]]:
@@ -171,6 +202,17 @@ def ensure_account(name: str, *, home: Path) -> pwd.struct_passwd:
         _chown_tree(home, account.pw_uid, account.pw_gid)
     os.chmod(home, 0o700)
     return account
+
+
+def claim_home(home: Path) -> None:
+    """Sandbox mode: the home is the hub's own account's (a forked server
+    keeps no capability to enter anyone else's), also when users mode left
+    it to a server account."""
+    home.mkdir(parents=True, exist_ok=True)
+    uid, gid = os.geteuid(), os.getegid()
+    info = os.stat(home)
+    if (info.st_uid, info.st_gid) != (uid, gid):
+        _chown_tree(home, uid, gid)
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:

@@ -19,11 +19,13 @@ whose process is gone) and reconcile stops the ones the database does not
 account for. Nothing outside the run dir is trusted (no process-name or
 environment scanning: a forked server's /proc environ is its zygote's).
 
-With `prefork` (HUB_LOCAL_PREFORK, isolation `none` only), a server is forked
-from a zygote process per user environment that has already imported the server's modules
+With `prefork` (HUB_LOCAL_PREFORK), a server is forked from a zygote process
+per user environment that has already imported the server's modules
 (servers/spawners/zygote.py), instead of exec'ing `jupyterhub-singleuser`:
-~2.5 s of CPU less per start. Anything going wrong on that path falls back to
-the exec path: prefork may make a start cheaper, never make it fail.
+~2.5 s of CPU less per start. An isolated server is then confined by its
+forked child itself, to the same mount plan bubblewrap gets
+(servers/spawners/namespaces.py). Anything going wrong on that path falls
+back to the exec path: prefork may make a start cheaper, never make it fail.
 """
 
 from __future__ import annotations
@@ -124,8 +126,6 @@ class LocalProcessSpawner(Spawner):
         self.isolation = isolation_mode
         self.data_dir = data_dir or log_dir.parent
         self.account_prefix = account_prefix
-        # a forked child cannot enter bubblewrap's namespaces: isolated servers exec
-        prefork = prefork and isolation_mode == "none"
         self.zygotes = Zygotes(self.run_dir, log_dir) if prefork else None
 
     def command(self, spec: SpawnSpec) -> list[str]:
@@ -162,9 +162,24 @@ class LocalProcessSpawner(Spawner):
             port = free_port()
             env = self._environment(spec, base, port)
             record = self._record(spec, attempt, port, log_path)
+            confine = None
+            if self.isolation != "none":
+                confinement, env["USER"] = self._confinement(cmd, spec)
+                confine = {
+                    "mounts": [list(step) for step in isolation.mount_plan(confinement)],
+                    "uid": confinement.uid,
+                    "gid": confinement.gid,
+                }
             try:
                 forked = self.zygotes.spawn(
-                    cmd, base, env, cwd=spec.home, log=log_path, limit=limit, record=record
+                    cmd,
+                    base,
+                    env,
+                    cwd=spec.home,
+                    log=log_path,
+                    limit=limit,
+                    record=record,
+                    confine=confine,
                 )
             except Exception as exc:  # prefork must never fail a start
                 log.warning("prefork start of %s failed (%s): starting by exec", spec.prefix, exc)
@@ -177,7 +192,11 @@ class LocalProcessSpawner(Spawner):
         port = free_port()  # a fresh one: a lost zygote reply may have left a child on the last
         env = self._environment(spec, base, port)
         if self.isolation != "none":
-            cmd, env["USER"] = self._confined(cmd, spec)
+            confinement, env["USER"] = self._confinement(cmd, spec)
+            try:
+                cmd = isolation.build_bwrap_argv(isolation.find_bwrap(), confinement, cmd)
+            except isolation.IsolationError as exc:
+                raise SpawnError(f"cannot isolate the server: {exc}") from exc
         return self._exec(
             cmd, env, spec, port, log_path, limit, self._record(spec, attempt, port, log_path)
         )
@@ -222,31 +241,31 @@ class LocalProcessSpawner(Spawner):
         env.update(hub_environment(spec, bind_url=f"http://127.0.0.1:{port}"))
         return env
 
-    def _confined(self, cmd: list[str], spec: SpawnSpec) -> tuple[list[str], str]:
-        """CMD wrapped in bubblewrap (and, in users mode, run as the user's
-        account), and the USER it runs as."""
+    def _confinement(self, cmd: list[str], spec: SpawnSpec) -> tuple[isolation.Confinement, str]:
+        """What the server of SPEC is confined to (in users mode, its account
+        created first), and the USER it runs as."""
         try:
-            bwrap = isolation.find_bwrap()
             env_dir = Path(cmd[0]).parent.parent
             reopen = isolation.user_environment_paths(env_dir)
-            confinement = isolation.Confinement(
-                data_dir=self.data_dir, home=spec.home, reopen=reopen
-            )
-            user = spec.username
-            if self.isolation == "users":
-                user = isolation.account_name(spec.username, prefix=self.account_prefix)
-                account = isolation.ensure_account(user, home=spec.home)
-                isolation.lock_data_dir(self.data_dir, spec.home.parent)
+            if self.isolation != "users":
+                isolation.claim_home(spec.home)
                 confinement = isolation.Confinement(
-                    data_dir=self.data_dir,
-                    home=spec.home,
-                    reopen=reopen,
-                    uid=account.pw_uid,
-                    gid=account.pw_gid,
+                    data_dir=self.data_dir, home=spec.home, reopen=reopen
                 )
+                return confinement, spec.username
+            user = isolation.account_name(spec.username, prefix=self.account_prefix)
+            account = isolation.ensure_account(user, home=spec.home)
+            isolation.lock_data_dir(self.data_dir, spec.home.parent)
         except (isolation.IsolationError, OSError) as exc:
             raise SpawnError(f"cannot isolate the server: {exc}") from exc
-        return isolation.build_bwrap_argv(bwrap, confinement, cmd), user
+        confinement = isolation.Confinement(
+            data_dir=self.data_dir,
+            home=spec.home,
+            reopen=reopen,
+            uid=account.pw_uid,
+            gid=account.pw_gid,
+        )
+        return confinement, user
 
     def _exec(
         self,
@@ -348,31 +367,34 @@ class Zygotes:
         log: Path,
         limit: int | None,
         record: dict[str, Any] | None = None,
+        confine: dict[str, Any] | None = None,
     ) -> tuple[int, str | None] | None:
-        """Fork a server running CMD: (pid, start time), or None when this
+        """Fork a server running CMD, in the sandbox CONFINE when given (see
+        servers/spawners/namespaces.py): (pid, start time), or None when this
         start cannot go through a zygote (its environment differs where the
-        preloaded modules would notice). Raises on anything unexpected."""
+        preloaded modules would notice, or its sandbox could not be built).
+        Raises on anything unexpected."""
         entrypoint = Path(cmd[0])
         python = zygote.interpreter(entrypoint)
         if python is None:
             return None
         stamp = zygote.env_stamp(entrypoint, python, base)
+        header = {"op": "spawn", "stamp": stamp}
         request = {
-            "op": "spawn",
-            "stamp": stamp,
             "argv": cmd,
             "env": env,
             "cwd": str(cwd),
             "log": str(log),
             "rlimit_as": limit,
             "record": record,
+            "confine": confine,
         }
         _key, sock, _lock, _log = self.paths(entrypoint.parent.parent)
         if _read(sock.with_suffix(".failed")) == stamp:
             return None  # this environment's zygote cannot start: do not retry every time
         for _attempt in range(3):
             try:
-                reply = zygote.call(sock, request, timeout=self.call_timeout)
+                reply = zygote.call(sock, header, body=request, timeout=self.call_timeout)
             except (ConnectionRefusedError, FileNotFoundError):
                 self.ensure(entrypoint, python, base, stamp)
                 continue

@@ -19,6 +19,13 @@ child substitutes its own values there. Every other variable read during the
 imports (or read by the interpreter at start-up: PYTHON*, LC_*, LANG, ...)
 must be equal in the request, otherwise the request is refused and the
 spawner execs instead.
+
+Every server inherits the zygote's memory, so the zygote never reads what
+one server is told: a spawn's header (op and stamp) makes it fork, and the
+child alone reads the rest (argv, environment and token, record, sandbox).
+An isolated server (HUB_LOCAL_ISOLATION users or sandbox) is confined by its
+child to the same mount plan bubblewrap would build (namespaces.py), and
+runs as its account when the zygote is root.
 """
 
 from __future__ import annotations
@@ -100,8 +107,18 @@ def _unix_address(path: Path) -> tuple[str, int | None]:
     return f"/proc/self/fd/{fd}/{path.name}", fd
 
 
-def call(path: Path, message: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    """Send one JSON line to the zygote at PATH and read its one-line answer.
+def call(
+    path: Path,
+    message: dict[str, Any],
+    *,
+    timeout: float,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Send one JSON line to the zygote at PATH and read its one-line answer;
+    with BODY, a spawn: MESSAGE is its header, and BODY (the server's
+    environment, its token included) goes only to the forked child, once that
+    answers "go", so that the zygote, whose memory every later server
+    inherits, never holds one user's secrets.
     Raises OSError when nobody listens there, ValueError on a garbled answer."""
     address, dirfd = _unix_address(path)
     try:
@@ -109,10 +126,18 @@ def call(path: Path, message: dict[str, Any], *, timeout: float) -> dict[str, An
             sock.settimeout(timeout)
             sock.connect(address)
             sock.sendall(json.dumps(message).encode() + b"\n")
-            answer = _read_line(sock)
+            reply = _answer(sock)
+            if body is not None and reply.get("go"):
+                sock.sendall(json.dumps(body).encode() + b"\n")
+                reply = _answer(sock)
     finally:
         if dirfd is not None:
             os.close(dirfd)
+    return reply
+
+
+def _answer(sock: socket.socket) -> dict[str, Any]:
+    answer = _read_line(sock)
     if answer is None:
         raise ValueError("the zygote closed the connection without answering")
     reply = json.loads(answer)
@@ -381,37 +406,20 @@ class Zygote:
         if op != "spawn":
             _reply(conn, {"error": f"unknown op {op!r}"})
             return None, False
+        if set(request) - {"op", "stamp"}:
+            # what else a spawn says goes to the child alone (see call())
+            _reply(conn, {"error": "a spawn's header carries only op and stamp"})
+            return None, False
         if request.get("stamp") != self.stamp:
             _reply(conn, {"error": "stale"})
             _log("user environment changed: exiting so a fresh zygote replaces this one")
             return None, True
-        try:
-            spawn = self._validate(request)
-        except ValueError as exc:
-            _reply(conn, {"error": str(exc)})
-            return None, False
         _flush()
-        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(ready_r)
-            self._become_child(conn, spawn, ready_w)
+            self._become_child(conn)
             return Job(entrypoint=str(self.entrypoint)), False
-        os.close(ready_w)
-        try:
-            # the pid is answered only once the child leads its own process
-            # group and has written its record: a stop sent the moment the
-            # worker has the pid (a stop requested while starting) signals that
-            # group, and before setsid() there is none, so the SIGTERM would be
-            # lost and the server left running for the whole stop grace
-            ready = os.read(ready_r, 1) == b"1"
-        finally:
-            os.close(ready_r)
-        if not ready:  # it exited before getting there: its reason is in its log
-            _reply(conn, {"error": "the forked server exited while being set up"})
-            return None, False
-        _reply(conn, {"pid": pid, "started": process_start_time(pid)})
-        return None, False
+        return None, False  # the child answers: its pid once it can be stopped, or why not
 
     def _validate(self, request: dict[str, Any]) -> dict[str, Any]:
         argv, env = request.get("argv"), request.get("env")
@@ -435,6 +443,7 @@ class Zygote:
             and isinstance(record.get("mark"), dict)
         ):
             raise ValueError("record must be {path: absolute path, mark: object} or null")
+        _validate_confinement(request.get("confine"))
         missing = [key for key in SUBSTITUTED if not env.get(key)]
         if missing:
             raise ValueError(f"environment lacks {', '.join(missing)}")
@@ -450,23 +459,41 @@ class Zygote:
             raise ValueError(f"environment differs from the zygote's in {', '.join(differ)}")
         return request
 
-    def _become_child(self, conn: socket.socket, request: dict[str, Any], ready: int) -> None:
+    def _become_child(self, conn: socket.socket) -> None:
         """Everything between fork and running the entrypoint. Never returns
-        into the zygote's loop on failure: it exits instead. Writes to READY
-        once it can be stopped like any server (see _handle)."""
+        into the zygote's loop on failure: it exits instead.
+
+        The child reads the spawn itself (see call()). It answers its pid
+        only once it leads its own process group, has written its record
+        and, when confined, its server is in the sandbox: a stop sent the
+        moment the worker has the pid signals that group (before setsid()
+        there is none, and the SIGTERM would be lost), and a sandbox that
+        cannot be built is an answer the worker falls back to exec on, not a
+        failed start."""
         try:
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            if self.listener is not None:
+                self.listener.close()
+            _reply(conn, {"go": True})
+            line = _read_line(conn)
+            if line is None:
+                os._exit(0)
+            try:
+                request = self._validate(json.loads(line))
+            except ValueError as exc:
+                _reply(conn, {"error": str(exc)})
+                os._exit(0)
             os.setsid()
             if request.get("record"):
                 write_record(request["record"]["path"], request["record"]["mark"])
-            os.write(ready, b"1")
-            os.close(ready)
-            conn.close()
-            if self.listener is not None:
-                self.listener.close()
-            devnull = os.open(os.devnull, os.O_RDONLY)
             logfd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            if request.get("confine"):
+                self._confine(conn, request)  # returns in the server: its monitor answered
+            else:
+                _reply(conn, {"pid": os.getpid(), "started": process_start_time(os.getpid())})
+            conn.close()
+            devnull = os.open(os.devnull, os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(logfd, 1)
             os.dup2(logfd, 2)
@@ -485,6 +512,49 @@ class Zygote:
             traceback.print_exc()
             _flush()
             os._exit(127)
+
+    def _confine(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        """Returns in the confined server; this process stays outside as its
+        monitor, answers the worker for it and never returns."""
+        if _namespaces is None:
+            raise RuntimeError("namespaces.py was not loaded")
+        confinement = request["confine"]
+        leader, started = os.getpid(), process_start_time(os.getpid())
+
+        def report(error: str | None) -> None:
+            if error is None:
+                _reply(conn, {"pid": leader, "started": started})
+                return
+            _reply(conn, {"error": error})
+            record = request.get("record")
+            if record:
+                with contextlib.suppress(OSError):
+                    os.unlink(record["path"])
+
+        _namespaces.confine(
+            confinement["mounts"],
+            uid=confinement.get("uid"),
+            gid=confinement.get("gid"),
+            report=report,
+        )
+
+
+def _validate_confinement(confinement: Any) -> None:
+    if confinement is None:
+        return
+    if not isinstance(confinement, dict) or not isinstance(confinement.get("mounts"), list):
+        raise ValueError("confine must be {mounts: [...], uid, gid} or null")
+    for step in confinement["mounts"]:
+        if not (
+            isinstance(step, list)
+            and len(step) == 4
+            and all(isinstance(part, str) for part in step[:3])
+            and isinstance(step[3], int)
+        ):
+            raise ValueError("a mount step is [kind, path, source, mode]")
+    for key in ("uid", "gid"):
+        if not isinstance(confinement.get(key), int | None):
+            raise ValueError(f"confine.{key} must be an integer or null")
 
 
 def _instance_attr(value: Any, name: str) -> Any:
@@ -587,6 +657,24 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
+_namespaces: Any = None  # servers/spawners/namespaces.py, loaded by main()
+
+
+def _load_namespaces() -> Any:
+    """The sandbox builder, by file path: the user environment cannot import
+    the hub's packages, and after a confined child's mounts the file may be
+    hidden (a checkout under /tmp), so it is loaded before any fork."""
+    import importlib.util
+
+    path = Path(__file__).with_name("namespaces.py")
+    spec = importlib.util.spec_from_file_location("_hub_namespaces", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: list[str]) -> Job | None:
     import argparse
 
@@ -601,6 +689,8 @@ def main(argv: list[str]) -> Job | None:
     zygote = Zygote(
         socket_path=args.socket, entrypoint=args.entrypoint, stamp=args.stamp, key=args.key
     )
+    global _namespaces
+    _namespaces = _load_namespaces()
     started = time.process_time()
     zygote.preload()
     _log(

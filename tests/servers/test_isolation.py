@@ -9,6 +9,7 @@ import pytest
 from servers.spawners import isolation
 from servers.spawners.isolation import (
     Confinement,
+    Mount,
     account_name,
     build_bwrap_argv,
     resolve_mode,
@@ -53,13 +54,27 @@ def test_names_differing_only_by_case_or_dots_get_distinct_accounts():
     assert len(names) == 3
 
 
-def test_sandbox_argv_covers_data_dir_and_mounts_home_back():
+def test_plan_covers_data_dir_and_mounts_home_back():
+    confinement = Confinement(data_dir=Path("/srv/hub"), home=Path("/srv/hub/homes/alice"))
+    assert isolation.mount_plan(confinement) == [
+        Mount("dev", "/dev"),
+        Mount("tmpfs", "/dev/shm", mode=0o1777),
+        Mount("proc", "/proc"),
+        Mount("tmpfs", "/tmp", mode=0o1777),
+        Mount("tmpfs", "/srv/hub"),
+        Mount("dir", "/srv/hub/homes", mode=0o711),
+        Mount("bind", "/srv/hub/homes/alice", "/srv/hub/homes/alice"),
+    ]
+
+
+def test_sandbox_argv_is_the_plan_on_the_hosts_root():
     confinement = Confinement(data_dir=Path("/srv/hub"), home=Path("/srv/hub/homes/alice"))
     argv = build_bwrap_argv("/usr/bin/bwrap", confinement, ["jupyterhub-singleuser"])
     assert argv == [
         "/usr/bin/bwrap",
-        *("--bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc"),
-        *("--unshare-ipc", "--tmpfs", "/tmp"),
+        *("--bind", "/", "/", "--unshare-pid", "--unshare-ipc"),
+        *("--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc"),
+        *("--perms", "1777", "--tmpfs", "/tmp"),
         *("--tmpfs", "/srv/hub", "--perms", "0711", "--dir", "/srv/hub/homes"),
         *("--bind", "/srv/hub/homes/alice", "/srv/hub/homes/alice"),
         *("--chdir", "/srv/hub/homes/alice"),
@@ -83,8 +98,8 @@ def test_a_user_environment_under_tmp_is_mounted_back_over_the_private_tmp(tmp_p
     confinement = isolation.Confinement(
         data_dir=tmp_path / "data", home=tmp_path / "home", reopen=(env,)
     )
-    argv = isolation.build_bwrap_argv("bwrap", confinement, ["jupyterhub-singleuser"])
-    private_tmp = argv.index("--tmpfs")
-    assert argv[private_tmp + 1] == "/tmp"
-    bind = argv.index(str(env))
-    assert argv[bind - 1] == "--ro-bind" and argv[bind + 1] == str(env) and bind > private_tmp
+    plan = isolation.mount_plan(confinement)
+    private_tmp = plan.index(Mount("tmpfs", "/tmp", mode=0o1777))
+    bind = plan.index(Mount("ro-bind", str(env), str(env)))
+    assert bind > private_tmp
+    assert Mount("dir", "/tmp/checkout", mode=0o711) in plan[private_tmp:bind]

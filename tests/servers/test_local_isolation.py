@@ -80,12 +80,21 @@ def assert_refused(outcome: dict) -> None:
     assert "ok" not in outcome.values(), outcome
 
 
+@pytest.fixture(params=[True, False], ids=["forked", "execd"])
+def prefork(request, settings) -> bool:
+    """Both ways a server starts: forked by the zygote and confined by its
+    child (servers/spawners/namespaces.py), or exec'd in bubblewrap."""
+    settings.HUB_LOCAL_PREFORK = request.param
+    return request.param
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="users mode needs the hub to run as root")
 def test_kernel_as_own_account_cannot_read_secrets_or_write_database(
-    settings, alice, token_for, start_server, router
+    settings, alice, token_for, start_server, router, prefork
 ):
     settings.HUB_LOCAL_ISOLATION = "users"
-    start_server(alice)
+    server = start_server(alice)
+    assert bool(server.spawner_state.get("forked")) is prefork
     outcome = probe_kernel(alice, token_for(alice), router.url)
     account = pwd.getpwnam(account_name("alice", prefix=settings.HUB_LOCAL_ACCOUNT_PREFIX))
     assert outcome["uid"] == account.pw_uid != 0
@@ -93,10 +102,11 @@ def test_kernel_as_own_account_cannot_read_secrets_or_write_database(
 
 
 def test_sandboxed_kernel_does_not_see_the_data_dir(
-    settings, alice, token_for, start_server, router
+    settings, alice, token_for, start_server, router, prefork
 ):
     settings.HUB_LOCAL_ISOLATION = "sandbox"
-    start_server(alice)
+    server = start_server(alice)
+    assert bool(server.spawner_state.get("forked")) is prefork
     outcome = probe_kernel(alice, token_for(alice), router.url)
     assert_refused(outcome)
     # hidden, not merely unreadable: an empty tmpfs with only the homes mounted back

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,15 +216,29 @@ def test_zygote_runs_nothing_but_its_entrypoint(running_zygote, tmp_path):
     zygotes, entrypoint, stamp, base = running_zygote
     _key, sock, _lock, _log = zygotes.paths(ENV_DIR)
     env = {**base, "HOME": str(tmp_path), "USER": "x", "JUPYTERHUB_SERVICE_PREFIX": "/user/x/"}
-    request = {"op": "spawn", "stamp": stamp, "env": env, "cwd": str(tmp_path),
-               "log": str(tmp_path / "log"), "rlimit_as": None}  # fmt: skip
+    header = {"op": "spawn", "stamp": stamp}
+    request = {"env": env, "cwd": str(tmp_path), "log": str(tmp_path / "log"), "rlimit_as": None}
     for argv in (["/bin/sh", "-c", "touch pwned"], [str(ENV_DIR / "bin" / "python")], []):
-        reply = zygote.call(sock, {**request, "argv": argv}, timeout=10)
+        reply = zygote.call(sock, header, body={**request, "argv": argv}, timeout=10)
         assert "error" in reply
     bad_env = {**request, "argv": [str(entrypoint)], "env": {**env, "PYTHONPATH": "/tmp"}}
-    assert "PYTHONPATH" in zygote.call(sock, bad_env, timeout=10)["error"]
-    assert "error" in zygote.call(sock, {"op": "spawn", "argv": "x"}, timeout=10)
+    assert "PYTHONPATH" in zygote.call(sock, header, body=bad_env, timeout=10)["error"]
+    assert "error" in zygote.call(sock, header, body={"argv": "x"}, timeout=10)
+    bad_confine = {**request, "argv": [str(entrypoint)], "confine": {"mounts": "/"}}
+    assert "confine" in zygote.call(sock, header, body=bad_confine, timeout=10)["error"]
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_spawn_header_carrying_the_request_is_refused(running_zygote, tmp_path):
+    """The zygote reads only a spawn's header: what a client puts there would
+    stay in the memory every later server inherits."""
+    zygotes, entrypoint, stamp, base = running_zygote
+    _key, sock, _lock, _log = zygotes.paths(ENV_DIR)
+    env = {**base, "HOME": str(tmp_path), "USER": "x", "JUPYTERHUB_SERVICE_PREFIX": "/user/x/"}
+    whole = {"op": "spawn", "stamp": stamp, "argv": [str(entrypoint)], "env": env}
+    assert zygote.call(sock, whole, timeout=10) == {
+        "error": "a spawn's header carries only op and stamp"
+    }
 
 
 def test_zygote_of_a_changed_environment_exits_when_asked_to_spawn(running_zygote):
@@ -255,3 +270,43 @@ def test_forked_server_can_be_stopped_the_moment_its_pid_is_answered(running_zyg
         assert recorded["pid"] == pid
         assert process_start_time(pid) is None
         assert not Path(record["path"]).exists()
+
+
+def memory_holds(pid: int, needle: bytes) -> bool:
+    """Whether any writable mapping of process PID contains NEEDLE (root
+    reads another process's memory through /proc/<pid>/mem)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("rw"):
+                continue
+            start, end = (int(part, 16) for part in span.split("-"))
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except OSError:
+                continue  # e.g. [vvar]
+    return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's memory needs root")
+def test_the_zygote_never_holds_a_servers_token(running_zygote, isolated_data_dir, tmp_path):
+    """Every later server, another user's too, is a copy of the zygote's
+    memory: a token the zygote had read would be theirs to find."""
+    zygotes, entrypoint, _stamp, base = running_zygote
+    spawner = LocalProcessSpawner(default_env=str(ENV_DIR), log_dir=tmp_path / "logs")
+    token = f"token-{uuid.uuid4().hex}"
+    env = {**base, "HOME": str(tmp_path), "USER": "x", "JUPYTERHUB_SERVICE_PREFIX": "/user/x/"}
+    env["JUPYTERHUB_API_TOKEN"] = token
+    record = {"path": str(tmp_path / "server.json"), "mark": {"username": "x"}}
+    forked = zygotes.spawn(
+        [str(entrypoint)], base, env, cwd=tmp_path, log=tmp_path / "log", limit=None, record=record
+    )
+    assert forked is not None
+    pid, started = forked
+    try:
+        assert memory_holds(pid, token.encode())  # the server has it: the scan finds it
+        assert not memory_holds(zygote_pid(isolated_data_dir), token.encode())
+    finally:
+        spawner.stop({"pid": pid, "started": started, "record": record["path"]}, grace=10)
