@@ -15,10 +15,12 @@ import logging
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,26 +58,56 @@ class KubeletConfig:
 
 
 class IpPool:
-    """Pod IPs 127.77.<node>.2-254, handed out round robin so a freed IP rests a while."""
+    """Pod IPs 127.77.<node>.2-254, handed out round robin so a freed IP rests a while.
+
+    A cluster's IPAM never hands out an address in use; on one host the
+    addresses are shared with whatever else runs there (another simulator, a
+    leftover process of an earlier run), so an address where one of the pod's
+    ports cannot be bound is passed over."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._next: dict[int, itertools.cycle[int]] = {}
 
-    def take(self, node_index: int) -> str:
+    def take(self, node_index: int, ports: Sequence[int] = ()) -> str:
+        """A free address, one where PORTS can be bound when there is one
+        (else the pod's container fails to bind, as it would on a node whose
+        host network holds its port)."""
         with self._lock:
             cycle = self._next.setdefault(node_index, itertools.cycle(range(2, 255)))
-            for _ in range(253):
-                ip = f"127.77.{node_index + 1}.{next(cycle)}"
-                if ip not in self._used:
-                    self._used.add(ip)
-                    return ip
+            for check in (ports, ()):
+                for _ in range(253):
+                    ip = f"127.77.{node_index + 1}.{next(cycle)}"
+                    if ip not in self._used and _bindable(ip, check):
+                        self._used.add(ip)
+                        return ip
         raise RuntimeError(f"node {node_index + 1} has no free pod IP")
 
     def release(self, ip: str) -> None:
         with self._lock:
             self._used.discard(ip)
+
+
+def _bindable(ip: str, ports: Sequence[int]) -> bool:
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((ip, port))
+            except OSError:
+                return False
+    return True
+
+
+def container_ports(pod: dict[str, Any]) -> list[int]:
+    """The TCP ports the pod's containers declare."""
+    return [
+        int(port["containerPort"])
+        for container in pod.get("spec", {}).get("containers") or []
+        for port in container.get("ports") or []
+        if port.get("containerPort") and port.get("protocol", "TCP") == "TCP"
+    ]
 
 
 @dataclass
@@ -257,7 +289,9 @@ class PodWorker(threading.Thread):
         index = self.kubelet.node_index(self.node)
         self.host_ip = f"127.76.0.{index + 1}"
         self.ip = (
-            self.host_ip if self.pod["spec"].get("hostNetwork") else self.kubelet.ips.take(index)
+            self.host_ip
+            if self.pod["spec"].get("hostNetwork")
+            else self.kubelet.ips.take(index, container_ports(self.pod))
         )
         for state in self.inits:
             state.status = self._waiting(state, "PodInitializing")
@@ -729,7 +763,7 @@ class PodWorker(threading.Thread):
                 status["message"] = self.evicted
                 set_condition(pod, "DisruptionTarget", "True", "TerminationByKubelet", self.evicted)
 
-        updated = self.store.mutate("pods", self.namespace, self.name, update)
+        updated = self.store.mutate("pods", self.namespace, self.name, update, uid=self.uid)
         if updated is not None:
             self.pod = updated
 

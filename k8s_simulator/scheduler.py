@@ -135,7 +135,7 @@ class Scheduler:
             set_condition(obj, "PodScheduled", "True")
 
         meta = pod["metadata"]
-        bound = self.store.mutate("pods", meta["namespace"], meta["name"], bind)
+        bound = self.store.mutate("pods", meta["namespace"], meta["name"], bind, uid=meta["uid"])
         if bound is not None:
             self.events.record(
                 bound,

@@ -282,12 +282,21 @@ class Store:
         return self._commit(plural, "MODIFIED", new, old)
 
     def mutate(
-        self, plural: str, namespace: str, name: str, change: Callable[[Obj], None]
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], None],
+        *,
+        uid: str | None = None,
     ) -> Obj | None:
-        """Controllers' write path: CHANGE edits a copy in place (no validation); None if gone."""
+        """Controllers' write path: CHANGE edits a copy in place (no validation);
+        None if gone, or if UID is given and the object by that name is another
+        one now (a pod deleted and created again under its name: the kubelet's
+        status writes carry the pod's uid as a precondition)."""
         with self._cond:
             old = self._objects[plural].get((namespace, name))
-            if old is None:
+            if old is None or (uid is not None and old["metadata"].get("uid") != uid):
                 return None
             new = copy.deepcopy(old)
             change(new)

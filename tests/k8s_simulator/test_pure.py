@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 
 from k8s_simulator.errors import ApiError
 from k8s_simulator.images import ImageMap, normalize
+from k8s_simulator.kubelet import IpPool
 from k8s_simulator.patches import json_patch, merge_patch, strategic_merge_patch
 from k8s_simulator.quantities import parse_quantity
 from k8s_simulator.runtime import Mount, build_launch, expand, map_path
 from k8s_simulator.selectors import matches_labels, parse_label_selector
+from k8s_simulator.store import Store
 
 
 @pytest.mark.parametrize(
@@ -141,3 +144,35 @@ def test_mount_paths_that_prefix_host_paths_leave_our_own_env_alone(tmp_path):
         api_port=1,
     )
     assert launch.env["PATH"].startswith("/work/venv/bin:")
+
+
+def test_a_status_write_for_a_deleted_pod_misses_the_pod_created_again_under_its_name():
+    """The kubelet's and scheduler's writes name the pod's uid: a worker of the
+    deleted pod must not move the new one to Running (or bind it)."""
+    store = Store()
+    store.create("namespaces", "", {"metadata": {"name": "hub"}})
+    pod_spec = {"containers": [{"name": "notebook", "image": "quay.io/jupyter/base-notebook"}]}
+    body = {"metadata": {"name": "jupyter-alice"}, "spec": pod_spec}
+    old = store.create("pods", "hub", body)
+    store.remove("pods", "hub", "jupyter-alice")
+    new = store.create("pods", "hub", body)
+    assert old["metadata"]["uid"] != new["metadata"]["uid"]
+
+    def run(pod):
+        pod.setdefault("status", {})["phase"] = "Running"
+
+    assert store.mutate("pods", "hub", "jupyter-alice", run, uid=old["metadata"]["uid"]) is None
+    assert store.find("pods", "hub", "jupyter-alice") == new
+    written = store.mutate("pods", "hub", "jupyter-alice", run, uid=new["metadata"]["uid"])
+    assert written["status"]["phase"] == "Running"
+
+
+def test_a_pod_ip_whose_port_something_else_holds_is_passed_over():
+    """Two simulators (or a leftover server) on one host share 127.77.0.0/16."""
+    pool = IpPool()
+    with socket.socket() as squatter:
+        squatter.bind(("127.77.1.2", 0))
+        port = squatter.getsockname()[1]
+        squatter.listen()
+        assert pool.take(0, [port]) == "127.77.1.3"
+    assert pool.take(0, [port]) == "127.77.1.4"  # round robin goes on
