@@ -120,10 +120,21 @@ class UserAdmin(AuditedActions, DjangoUserAdmin):
             },
         ),
         ("Access", {"fields": ["is_approved", "is_active", "is_superuser"]}),
+        (
+            "Storage",
+            {
+                "fields": ["storage_name"],
+                "description": "Set at the first start and kept when the user is renamed, "
+                "so their files stay theirs.",
+            },
+        ),
         # one creation date: `created` (JupyterHub's); Django's date_joined is not shown
         ("Dates", {"fields": ["created", "last_login", "last_activity"]}),
     ]
-    readonly_fields = ["created", "last_login", "last_activity", "sign_in", "external_groups"]
+    readonly_fields = [
+        *("created", "last_login", "last_activity"),
+        *("sign_in", "external_groups", "storage_name"),
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return super().get_queryset(request).prefetch_related("hub_groups")

@@ -41,11 +41,27 @@ class User(AbstractUser):
     external_groups = models.JSONField(default=list, blank=True)
     # JupyterHub's auth_state (upstream tokens), Fernet-encrypted with HUB_CRYPT_KEY
     encrypted_auth_state = models.TextField(blank=True, editable=False)
+    # what the user's storage (local home directory, Kubernetes claim) was first
+    # named after: kept when the user is renamed (KubeSpawner's remember_pvc_name),
+    # so a rename keeps the files and a new user of the old name gets none of them
+    storage_name = models.CharField(
+        max_length=70,
+        blank=True,
+        editable=False,
+        help_text="The name the user's home directory or volume claim was created under.",
+    )
 
     objects = UserManager()
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["storage_name"],
+                condition=~models.Q(storage_name=""),
+                name="unique_storage_name",
+            )
+        ]
 
     @property
     def is_admin(self) -> bool:

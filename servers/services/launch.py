@@ -26,6 +26,7 @@ from servers.models import Server, ServerEvent
 from servers.services import leases
 from servers.services.claims import mark_failed, mark_running, request_stop
 from servers.services.credentials import issue_credentials, revoke_credentials
+from servers.services.storage import storage_name
 from servers.spawners import Spawner, SpawnError, SpawnSpec, get_spawner
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,11 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
     if "environment" in known:
         known["environment"] = {**fields.get("environment", {}), **known["environment"]}
     fields.update(known)
+    storage = storage_name(server.user)
     return SpawnSpec(
         username=server.user.username,
         server_name=server.name,
+        storage_name=storage,
         prefix=server.prefix,
         api_token=api_token,
         client_id=server.client_id,
@@ -75,7 +78,7 @@ def build_spec(server: Server, api_token: str) -> SpawnSpec:
         public_url=settings.HUB_PUBLIC_URL,
         user_host=hosts.user_host(server.user.username),
         hub_host=hosts.hub_host() if settings.HUB_SUBDOMAIN_HOST else "",
-        home=Path(settings.HUB_HOMES_DIR) / server.user.username,
+        home=Path(settings.HUB_HOMES_DIR) / storage,
         activity_interval=settings.HUB_ACTIVITY_INTERVAL,
         overrides=overrides,
         **fields,
@@ -261,7 +264,7 @@ def delete_user(user: User, *, by: str) -> None:
     operator's HUB_K8S_PVC_ON_USER_DELETE)."""
     for server in user.servers.active():
         stop_now(server, by=by)
-    username = user.username
+    username, storage = user.username, user.storage_name
     user.delete()
-    for action in get_spawner().forget_user(username):
+    for action in get_spawner().forget_user(username, storage or username):
         log.warning("%s (deleted by %s)", action, by)

@@ -50,6 +50,9 @@ class SpawnSpec:
     default_url: str = "/lab"
     activity_interval: int = 300
     overrides: dict[str, Any] = field(default_factory=dict)
+    # what the user's storage is named after (servers/services/storage.py):
+    # their username unless they were renamed since their first start
+    storage_name: str = ""
     # the spawn attempt (servers.Server.attempt) this start belongs to: the
     # backend marks the process or pod with it so list_running can tell the
     # current attempt's server from one left by a worker that died
@@ -149,9 +152,10 @@ class Spawner(ABC):
         stopping server). Returns what was done, one line each."""
         return []
 
-    def forget_user(self, username: str) -> list[str]:
-        """The user was deleted: release what the backend keeps for them
-        beyond their servers (storage), as the operator's policy says."""
+    def forget_user(self, username: str, storage_name: str) -> list[str]:
+        """The user USERNAME was deleted: release what the backend keeps for
+        them beyond their servers (the storage named after STORAGE_NAME), as
+        the operator's policy says."""
         return []
 
     def list_running(self) -> list[Running]:

@@ -372,11 +372,11 @@ class KubernetesSpawner(Spawner):
             done.append(f"deleted pod {meta['name']}: no server of the hub's owns it")
         return done
 
-    def forget_user(self, username: str) -> list[str]:
+    def forget_user(self, username: str, storage_name: str) -> list[str]:
         """The user is deleted: their claim goes too if the operator said so."""
         if self.pvc_on_user_delete != "delete":
             return []
-        name = naming.pvc_name(username)
+        name = naming.pvc_name(storage_name)
         try:
             self.cluster.api.delete_namespaced_persistent_volume_claim(name, self.cfg.namespace)
         except ApiException as exc:

@@ -212,7 +212,7 @@ def resolve(
         **naming.storage_labels(spec.username, instance=instance),
     }
     if values.get("storage_pvc_ensure", True):
-        fields["pvc_name"] = naming.pvc_name(spec.username)
+        fields["pvc_name"] = naming.pvc_name(spec.storage_name or spec.username)
     fields["image_pull_secrets"] = tuple(
         s["name"] if isinstance(s, Mapping) else str(s)
         for s in values.get("image_pull_secrets", ())

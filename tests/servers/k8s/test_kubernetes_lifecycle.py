@@ -271,6 +271,36 @@ def test_deleting_a_user_deletes_the_claim_only_when_the_policy_says_so(
         wait_for(lambda: not claim_exists(kube, "alice"), timeout=30, what="the claim to go")
 
 
+def test_a_renamed_user_finds_their_files_and_the_deleted_one_takes_their_claim(
+    kube, alice, admin, api_client_for, token_for, start_server, router, settings
+):
+    """KubeSpawner's remember_pvc_name: the claim keeps the name it was made
+    under, for the next start and for the deletion policy."""
+    settings.HUB_K8S_PVC_ON_USER_DELETE = "delete"
+    server = start_server(alice)
+    saved = requests.put(
+        f"{router.url}/user/alice/api/contents/notes.txt",
+        headers={"Authorization": f"token {token_for(alice)}"},
+        json={"type": "file", "format": "text", "content": "before the rename"},
+    )
+    assert saved.status_code in (200, 201), saved.text
+    stop_and_wait(server)
+    admin_api = api_client_for(admin)
+    renamed = admin_api.patch("/hub/api/users/alice", {"name": "alice-smith"}, format="json")
+    assert renamed.status_code == 200, renamed.content
+    alice.refresh_from_db()
+    start_server(alice)
+    reread = requests.get(
+        f"{router.url}/user/alice-smith/api/contents/notes.txt",
+        headers={"Authorization": f"token {token_for(alice)}"},
+    )
+    assert reread.status_code == 200, reread.text
+    assert reread.json()["content"] == "before the rename"
+    assert not claim_exists(kube, "alice-smith")
+    assert admin_api.delete("/hub/api/users/alice-smith").status_code == 204
+    wait_for(lambda: not claim_exists(kube, "alice"), timeout=30, what="the claim to go")
+
+
 @pytest.mark.browser
 def test_signup_to_jupyterlab_in_the_browser(
     kube, live_hub, celery_live_worker, router, start_server, admin
