@@ -262,6 +262,10 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# the file rewritten on every route change, which routers on this machine watch
+# (routing/router/wakefile.py: a wake channel without Redis); "" = none written
+HUB_ROUTE_WAKE_FILE = env_str("HUB_ROUTE_WAKE_FILE", str(HUB_DATA_DIR / "run" / "routes-changed"))
+
 # --- Celery -------------------------------------------------------------------
 HUB_REDIS_URL = env_str("HUB_REDIS_URL")
 if HUB_REDIS_URL:

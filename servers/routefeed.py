@@ -16,12 +16,13 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from routing.router import wakeup
+from routing.router import wakefile, wakeup
 from servers.models import RouteChange, RouteFeed, Server
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ def append(changes: list[Change]) -> None:
         )
         if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             RouteChange.objects.filter(id__lte=last - KEEP).delete()
-    if settings.HUB_REDIS_URL:
-        transaction.on_commit(lambda: wake_routers(last))
+    transaction.on_commit(lambda: wake_routers(last))
 
 
 def _advance(count: int) -> int:
@@ -136,8 +136,14 @@ def _redis() -> Any:  # redis.Redis, imported lazily
 
 
 def wake_routers(last: int) -> None:
-    """Tell routers there is a change up to LAST. Best effort: a router that
+    """Tell routers there is a change up to LAST, through the wake file (routers
+    on this machine) and Redis when there is one. Best effort: a router that
     misses it pulls on its next poll."""
+    if settings.HUB_ROUTE_WAKE_FILE:
+        try:
+            wakefile.announce(Path(settings.HUB_ROUTE_WAKE_FILE), last)
+        except OSError as exc:
+            log.info("could not write the wake file: %s", exc)
     if not settings.HUB_REDIS_URL:
         return
     try:

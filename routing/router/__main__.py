@@ -53,6 +53,7 @@ class Config:
     activity_interval: float = 5.0
     ready_fd: int | None = None
     state_dir: str = "data/router"
+    wake_file: str = ""  # "" = not watched
     edges: edge.EdgeConfig = field(default_factory=edge.EdgeConfig)
 
 
@@ -86,6 +87,13 @@ def parse_args(argv: list[str]) -> Config:
         help="where workers keep the last good route table, for a worker started while "
         "the hub is down (env HUB_ROUTER_STATE_DIR; default HUB_DATA_DIR/router)",
     )
+    parser.add_argument(
+        "--wake-file",
+        default=env.get("HUB_ROUTE_WAKE_FILE")
+        or str(Path(env.get("HUB_DATA_DIR", "data")) / "run" / "routes-changed"),
+        help="the file the hub rewrites on every route change, watched to pull at once "
+        "(env HUB_ROUTE_WAKE_FILE; default HUB_DATA_DIR/run/routes-changed; '' = off)",
+    )
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # worker -> supervisor
     edge.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -110,6 +118,7 @@ def parse_args(argv: list[str]) -> Config:
         activity_interval=args.activity_interval,
         ready_fd=args.ready_fd,
         state_dir=args.state_dir,
+        wake_file=args.wake_file,
         edges=edge.from_args(args, parser),
     )
 
@@ -244,6 +253,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
     policy = SyncPolicy(activity_every=config.activity_interval)
     snapshot = Snapshot(Path(config.state_dir), sock.getsockname()[1])
     sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy, snapshot=snapshot)
+    sync.wake_file = Path(config.wake_file) if config.wake_file else None
     opts = options.Options()
     proxy = master.Master(opts)
     server_addon = proxyserver.Proxyserver()
@@ -277,6 +287,10 @@ async def serve(config: Config, sock: socket.socket) -> None:
         loop.create_task(sync.sync_forever()),
         loop.create_task(sync.report_activity_forever()),
     ]
+    if sync.wake_file is not None:
+        from routing.router import wakefile
+
+        background.append(loop.create_task(wakefile.watch_forever(sync.wake_file, sync)))
     if redis_url := os.environ.get("HUB_REDIS_URL"):
         from routing.router import wakeup
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from routing.router.table import (
     classify,
     parse_route,
 )
+from routing.router.wakefile import read_version
 
 log = logging.getLogger("routing.router")
 
@@ -167,6 +169,10 @@ class RouteSync:
     activity: dict[str, float] = field(default_factory=dict)
     snapshot: Snapshot | None = None
     subscribed: bool = False  # a wake channel is listening: poll slowly
+    # the hub's wake file (routing/router/wakefile.py): watched, and keeping up
+    wake_file: Path | None = None
+    watching: bool = False
+    _file_current: bool = False
     _woken: asyncio.Event | None = None
     _changed: int = 0  # table changes from syncs; the snapshot saves the newest
     _saved: int = 0
@@ -201,6 +207,27 @@ class RouteSync:
         if self.stale:
             log.info("route table in sync with the hub (%d routes)", len(self.table))
         self.stale = False
+        self.note_wake_file()
+
+    def note_wake_file(self) -> None:
+        """Rely on the wake file only while it names the version the hub just
+        gave us: otherwise nobody writes it for this hub (or a number left by
+        an earlier database is in it)."""
+        if self.wake_file is None:
+            return
+        current = self.version is not None and read_version(self.wake_file) == self.version
+        if current != self._file_current:
+            log.info(
+                "%s the wake file %s",
+                "woken through" if current else "polling every second: no news in",
+                self.wake_file,
+            )
+        self._file_current = current
+
+    @property
+    def woken(self) -> bool:
+        """A wake channel tells us of changes: poll only as a safety net."""
+        return self.subscribed or (self.watching and self._file_current)
 
     def _replace(self, full: FullTable | None) -> None:
         if full is None:  # a 304 to a request without an ETag: not expected
@@ -224,7 +251,7 @@ class RouteSync:
             woken.clear()  # a wake during the pull below makes the next one start at once
             try:
                 await self.sync_once()
-                delay = self.policy.woken_interval if self.subscribed else self.policy.interval
+                delay = self.policy.woken_interval if self.woken else self.policy.interval
             except (HubUnavailable, KeyError, TypeError, ValueError) as exc:
                 if not self.stale:
                     log.warning("route table stale, keeping %d routes: %s", len(self.table), exc)

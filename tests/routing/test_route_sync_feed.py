@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from routing.router import wakeup
+from routing.router import wakefile, wakeup
 from routing.router.client import HubClient, RouteSync, SyncPolicy
 from routing.router.snapshot import Snapshot
 from servers import routefeed
@@ -91,6 +92,65 @@ def test_the_wake_channel_brings_a_change_without_waiting_for_a_poll(live_hub, s
             task.cancel()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_the_wake_file_brings_a_change_without_redis_or_a_poll(live_hub, settings, alice, tmp_path):
+    """`make run`'s routers and hub on one machine, no Redis: the hub rewrites
+    the wake file after each route change and the watching worker pulls."""
+    settings.HUB_REDIS_URL = ""
+    settings.HUB_ROUTE_WAKE_FILE = str(tmp_path / "run" / "routes-changed")
+    policy = SyncPolicy(interval=3600, woken_interval=3600)  # no poll is due in this test
+    sync = RouteSync(HubClient(live_hub.url, settings.HUB_ROUTER_TOKEN), policy=policy)
+    sync.wake_file = Path(settings.HUB_ROUTE_WAKE_FILE)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        tasks = [
+            loop.create_task(sync.sync_forever()),
+            loop.create_task(wakefile.watch_forever(sync.wake_file, sync)),
+        ]
+        while not sync.watching or sync.version is None:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(running, alice)
+        while sync.table.lookup("alice", "") is None:
+            await asyncio.sleep(0.01)
+        assert sync.woken  # the file named the version pulled: polls are now 15 s apart
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert wakefile.read_version(sync.wake_file) == sync.version
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "0", "999999", "garbage"],
+    ids=["missing", "behind", "ahead (an earlier database's)", "garbled"],
+)
+def test_a_wake_file_that_does_not_keep_up_leaves_the_worker_polling(
+    follower, alice, tmp_path, settings, content
+):
+    """A hub on another machine never writes the file this worker watches."""
+    settings.HUB_ROUTE_WAKE_FILE = ""
+    running(alice)
+    follower.wake_file = tmp_path / "routes-changed"
+    if content is not None:
+        follower.wake_file.write_text(content)
+    follower.watching = True
+    pull(follower)
+    assert not follower.woken
+    follower.wake_file.write_text(follower.version)
+    pull(follower)
+    assert follower.woken
+
+
+def test_the_wake_file_is_replaced_whole(tmp_path):
+    path = tmp_path / "run" / "routes-changed"
+    wakefile.announce(path, 7)
+    assert wakefile.read_version(path) == "7"
+    wakefile.announce(path, 5)  # e.g. a new database's feed, behind an old file
+    assert wakefile.read_version(path) == "5"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["routes-changed"]
 
 
 def test_the_snapshot_gives_back_the_table_it_saved(tmp_path, follower, alice, bob):

@@ -1,0 +1,109 @@
+"""The hub's "routes changed" signal through a file, for routers on the hub's
+own machine (`make run`): what the Redis channel (wakeup.py) does, without Redis.
+
+After each commit that changes routes the hub writes the newest change id to
+HUB_ROUTE_WAKE_FILE (servers/routefeed.py), whole, by rename. A router worker
+watches the file's directory with inotify and pulls as soon as the file is
+replaced: a change reaches its table in milliseconds, and an idle hub answers
+one slow safety poll per worker every `woken_interval` instead of one a second.
+
+The worker only relies on the file (and so polls slowly) while the file keeps
+up with the feed: after each pull the file must name the very version the
+route API answered (RouteSync.note_wake_file; a newer one is a change still
+on its way, and its own wake follows). A hub on another machine,
+or one that writes elsewhere, leaves the file behind, and the worker goes on
+polling every second as before. Either way the routes themselves only ever
+come from the route API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routing.router.client import RouteSync
+
+log = logging.getLogger("routing.router")
+
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_TO = 0x00000080
+IN_NONBLOCK = 0o4000
+IN_CLOEXEC = 0o2000000
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then the name
+
+
+def read_version(path: Path) -> str | None:
+    """The change id in PATH, or None when there is none to read."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
+
+
+def announce(path: Path, last: int) -> None:
+    """The hub's half: PATH names change LAST. Replaced by rename, so a reader
+    sees the old number or the new one, never half of one. The last writer
+    wins, even with an older number (two hub processes committing at once, or
+    a file left by an earlier database whose feed was further on): a worker
+    relies on the file only while it names exactly what the API answered."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(str(last))
+    os.replace(partial, path)
+
+
+async def watch_forever(path: Path, sync: RouteSync) -> None:
+    """Wake SYNC whenever PATH is replaced. Runs until cancelled; without
+    inotify (not Linux, or out of watches) it logs why and returns, and the
+    worker polls as if there were no file."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.info("not watching %s: %s", path, exc)
+        return
+    fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    if fd < 0:
+        log.info("not watching %s: inotify: %s", path, os.strerror(ctypes.get_errno()))
+        return
+    try:
+        mask = IN_MOVED_TO | IN_CLOSE_WRITE
+        if libc.inotify_add_watch(fd, os.fsencode(path.parent), mask) < 0:
+            errno = ctypes.get_errno()
+            log.info("not watching %s: inotify: %s", path, os.strerror(errno))
+            return
+        replaced = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(fd, _drain, fd, os.fsencode(path.name), replaced)
+        sync.watching = True
+        sync.wake()  # whatever changed before the watch began
+        try:
+            while True:
+                await replaced.wait()
+                replaced.clear()
+                sync.wake(read_version(path))
+        finally:
+            sync.watching = False
+            loop.remove_reader(fd)
+    finally:
+        os.close(fd)
+
+
+def _drain(fd: int, name: bytes, replaced: asyncio.Event) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while data := os.read(fd, 65536):
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                _wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                start = offset + _EVENT.size
+                if data[start : start + length].rstrip(b"\0") == name:
+                    replaced.set()
+                offset = start + length
