@@ -20,7 +20,11 @@ read from /proc. Measured:
   (routing/router/client.py) in one process, 10 s, after the last change
   touched 1 server and after one change touching all 10,000;
 - propagation: commit of a route change -> the change in a `RouteSync`
-  table, 20 trials, with the 1 s poll and (after) with the Redis wake channel.
+  table, 20 trials, with the 1 s poll and (after) with each wake channel: Redis
+  (routing/router/wakeup.py) and the wake file routers on the hub's machine
+  watch (routing/router/wakefile.py, no Redis).
+
+A wake is given as "redis:URL" or "file:PATH".
 
     .venv/bin/python bench/route_sync.py [--database URL] [--redis URL]
 """
@@ -57,10 +61,10 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/18", help="wake channel")
     parser.add_argument("--pollers", type=int, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--hub", help=argparse.SUPPRESS)
-    parser.add_argument("--wake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--wake", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pollers:
-        return run_pollers(args.hub, args.pollers, args.redis if args.wake else None)
+        return run_pollers(args.hub, args.pollers, args.wake)
 
     data = WORK / "route_sync" / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -86,7 +90,11 @@ def main() -> int:
             results[label] = measure(hub, token, servers, wake=None)
             if tree == ROOT:
                 results["after + Redis wake"] = measure(
-                    hub, token, servers, wake=args.redis, only_sync=True
+                    hub, token, servers, wake=f"redis:{args.redis}", only_sync=True
+                )
+                wake_file = data / "run" / "routes-changed"  # this process writes it
+                results["after + wake file (no Redis)"] = measure(
+                    hub, token, servers, wake=f"file:{wake_file}", only_sync=True
                 )
         finally:
             hub.close()
@@ -271,7 +279,7 @@ def idle(hub: Hub, wake: str | None) -> str:
     """Hub CPU while POLLERS RouteSync clients keep in sync and nothing changes."""
     cmd = [sys.executable, __file__, "--pollers", str(POLLERS), "--hub", hub.url]
     if wake:
-        cmd += ["--wake", "--redis", wake]
+        cmd += ["--wake", wake]
     env = {**os.environ, "BENCH_ROUTER_TOKEN": hub.token}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -291,7 +299,6 @@ def run_pollers(hub_url: str, count: int, wake: str | None) -> int:
     """Child: COUNT stand-in router workers (real RouteSync, real HubClient)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from routing.router import wakeup
     from routing.router.client import HubClient, RouteSync
 
     token = os.environ["BENCH_ROUTER_TOKEN"]
@@ -302,9 +309,8 @@ def run_pollers(hub_url: str, count: int, wake: str | None) -> int:
         # a long timeout: 40 first full reads at once take the old hub tens of seconds
         syncs = [RouteSync(HubClient(hub_url, token, timeout=300)) for _ in range(count)]
         tasks = [loop.create_task(s.sync_forever()) for s in syncs]
-        if wake:
-            tasks += [loop.create_task(wakeup.listen_forever(wake, s)) for s in syncs]
-        while any(s.version is None or (wake and not s.subscribed) for s in syncs):
+        tasks += [loop.create_task(listener) for s in syncs if (listener := listen(wake, s))]
+        while any(s.version is None or (wake and not s.woken) for s in syncs):
             await asyncio.sleep(0.05)
         print("READY", flush=True)
         await asyncio.gather(*tasks)
@@ -315,7 +321,6 @@ def run_pollers(hub_url: str, count: int, wake: str | None) -> int:
 
 def propagation(hub: Hub, token: str, servers: list[int], wake: str | None) -> tuple[float, float]:
     """Commit -> the new target in a RouteSync table, one change at a time."""
-    from routing.router import wakeup
     from routing.router.client import HubClient, RouteSync
     from servers.models import Server
 
@@ -324,9 +329,9 @@ def propagation(hub: Hub, token: str, servers: list[int], wake: str | None) -> t
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     futures = [asyncio.run_coroutine_threadsafe(sync.sync_forever(), loop)]
-    if wake:
-        futures.append(asyncio.run_coroutine_threadsafe(wakeup.listen_forever(wake, sync), loop))
-    while sync.version is None or (wake and not sync.subscribed):
+    if listener := listen(wake, sync):
+        futures.append(asyncio.run_coroutine_threadsafe(listener, loop))
+    while sync.version is None or (wake and not sync.woken):
         time.sleep(0.05)
     delays = []
     try:
@@ -346,6 +351,21 @@ def propagation(hub: Hub, token: str, servers: list[int], wake: str | None) -> t
         thread.join(5)
     delays.sort()
     return median(delays), delays[-1]  # of 20 trials, p99 is the slowest
+
+
+def listen(wake: str | None, sync: object) -> object:
+    """The coroutine that wakes SYNC through WAKE ("redis:URL", "file:PATH")."""
+    if not wake:
+        return None
+    kind, _, where = wake.partition(":")
+    if kind == "redis":
+        from routing.router import wakeup
+
+        return wakeup.listen_forever(where, sync)
+    from routing.router import wakefile
+
+    sync.wake_file = Path(where)
+    return wakefile.watch_forever(Path(where), sync)
 
 
 def django_now() -> object:
