@@ -174,6 +174,13 @@ def test_server_whose_pod_vanished_is_marked_failed(kube, alice, start_server):
     server = start_server(alice)
     kube.core.delete_namespaced_pod("jupyter-alice", kube.namespace, grace_period_seconds=0)
     kube.wait_for_pod_gone("jupyter-alice")
+    # reconcile reads the process's shared watch, which hears of the deletion a
+    # moment after the API answers 404 (the test failed ~1 run in 8 without this)
+    wait_for(
+        lambda: get_spawner().poll(server.spawner_state) is not None,
+        timeout=10,
+        what="the watch to see the pod go",
+    )
     assert reconcile_servers() == 1
     server.refresh_from_db()
     assert server.state == State.FAILED
