@@ -5,8 +5,9 @@ and after (the commit-ordered change feed), same run, same database.
 Both hubs are real gunicorn processes (1 gthread worker, 16 threads) on one
 PostgreSQL database which this script DROPS AND RECREATES (default
 hub_routesync; `--database`). "Before" runs from `git archive` of
-`git merge-base HEAD main` in bench/.work, "after" from this tree. 10,000 users
-with one running server each are bulk-inserted; changes are ORM updates of
+`--before` (default 26abc0b9, main before the change feed) in bench/.work,
+"after" from this tree. 10,000 users with one running server each are
+bulk-inserted; changes are ORM updates of
 servers' `url` (and `changed`, which the old code reads) from this process.
 
 Hub CPU = utime+stime of the gunicorn master and worker around the requests,
@@ -59,6 +60,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/hub_routesync")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/18", help="wake channel")
+    parser.add_argument(
+        "--before",
+        default="26abc0b9",
+        help="the commit measured as 'before' (default: main before the change feed)",
+    )
     parser.add_argument("--pollers", type=int, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--hub", help=argparse.SUPPRESS)
     parser.add_argument("--wake", help=argparse.SUPPRESS)
@@ -81,7 +87,7 @@ def main() -> int:
 
     servers = populate()
     token = settings.HUB_ROUTER_TOKEN
-    before_tree, base = export_base()
+    before_tree, base = export_base(args.before)
     results: dict[str, dict[str, str]] = {}
     for label, tree in ((f"before ({base[:8]})", before_tree), ("after", ROOT)):
         print(f"{label}:", file=sys.stderr, flush=True)
@@ -145,8 +151,8 @@ def populate() -> list[int]:
     return [s.pk for s in Server.objects.bulk_create(rows, batch_size=2000)]
 
 
-def export_base() -> tuple[Path, str]:
-    base = git("merge-base", "HEAD", "main")
+def export_base(rev: str) -> tuple[Path, str]:
+    base = git("rev-parse", rev)
     tree = WORK / "route_sync" / f"main-{base[:12]}"
     if not tree.exists():
         tree.mkdir(parents=True)
