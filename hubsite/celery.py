@@ -32,8 +32,25 @@ def _say_once_what_root_means(**_: object) -> None:
     if os.geteuid() != 0:
         return
     warnings.filterwarnings("ignore", category=SecurityWarning)
-    logging.getLogger("hubsite.celery").warning(
-        "The worker runs as root, and so do the servers it starts (local servers run as "
-        "the hub's OS user): run the hub as an ordinary user if its users do not trust "
-        "each other."
+    logging.getLogger("hubsite.celery").warning("The worker runs as root: %s", _what_root_means())
+
+
+def _what_root_means() -> str:
+    from django.conf import settings
+
+    from servers.spawners.isolation import resolve_mode
+
+    if settings.HUB_SPAWNER == "kubernetes":
+        return "servers are pods, whose users and capabilities their pod settings decide."
+    mode = resolve_mode(settings.HUB_LOCAL_ISOLATION, euid=0)
+    if mode == "users":
+        return "each user's servers run as that user's own system account, in a sandbox."
+    if mode == "sandbox":
+        return (
+            "servers run as root, without capabilities, in a sandbox that hides the data dir "
+            "(HUB_LOCAL_ISOLATION=users gives each user an account of their own)."
+        )
+    return (
+        "so do the servers it starts (HUB_LOCAL_ISOLATION=none): run the hub as an ordinary "
+        "user, or with isolation, if its users do not trust each other."
     )

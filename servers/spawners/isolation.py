@@ -115,8 +115,8 @@ def mount_plan(confinement: Confinement) -> list[Mount]:
 
 def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -> list[str]:
     """bubblewrap's command line: the mount plan on the host's root, new PID
-    and IPC namespaces; then, in users mode, setpriv drops to the account with
-    no supplementary groups and no capabilities."""
+    and IPC namespaces, no capabilities: in users mode, setpriv drops to the
+    account with no supplementary groups and none."""
     argv = [bwrap, "--bind", "/", "/", "--unshare-pid", "--unshare-ipc"]
     for step in mount_plan(confinement):
         if step.kind in ("dev", "proc"):
@@ -131,6 +131,8 @@ def build_bwrap_argv(bwrap: str, confinement: Confinement, command: list[str]) -
     if confinement.uid is not None:
         argv += ["--", "setpriv", f"--reuid={confinement.uid}", f"--regid={confinement.gid}"]
         argv += ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    else:  # bubblewrap run by root keeps root's capabilities unless told
+        argv += ["--cap-drop", "ALL"]
     argv += ["--", *command]
     return argv
 

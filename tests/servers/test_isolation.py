@@ -77,7 +77,7 @@ def test_sandbox_argv_is_the_plan_on_the_hosts_root():
         *("--perms", "1777", "--tmpfs", "/tmp"),
         *("--tmpfs", "/srv/hub", "--perms", "0711", "--dir", "/srv/hub/homes"),
         *("--bind", "/srv/hub/homes/alice", "/srv/hub/homes/alice"),
-        *("--chdir", "/srv/hub/homes/alice"),
+        *("--chdir", "/srv/hub/homes/alice", "--cap-drop", "ALL"),
         *("--", "jupyterhub-singleuser"),
     ]
 
