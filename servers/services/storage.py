@@ -7,8 +7,6 @@ old name starts empty instead of inside the other's files."""
 
 from __future__ import annotations
 
-import itertools
-
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
@@ -16,19 +14,17 @@ from accounts.models import User
 
 def storage_name(user: User) -> str:
     """USER's storage name, assigned now if they never had one."""
-    if user.storage_name:
-        return user.storage_name
-    for n in itertools.count(1):
+    n = 1
+    while not user.storage_name:
         candidate = user.username if n == 1 else f"{user.username}-{n}"
+        n += 1
+        if User.objects.filter(storage_name=candidate).exists():
+            continue
         try:
             with transaction.atomic():
-                taken = User.objects.filter(storage_name=candidate).exclude(pk=user.pk).exists()
-                if taken:
-                    continue
                 User.objects.filter(pk=user.pk, storage_name="").update(storage_name=candidate)
         except IntegrityError:  # a concurrent first start of another user took it
             continue
+        # ours, or what a concurrent first start of this same user set
         user.refresh_from_db(fields=["storage_name"])
-        if user.storage_name:  # ours, or what a concurrent start of this user set
-            return user.storage_name
-    raise AssertionError("unreachable")
+    return user.storage_name
