@@ -114,12 +114,14 @@ def confine(
             return
         _wait_for(server)  # never returns
     os.close(status_w)
+    # outlive the server, which gets the group's signals itself; before the
+    # report, since a stop may follow the moment the worker has our pid
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     answer = _read_all(status_r)
     # an OSError: the spawner gave up waiting; it stops the group, or reconcile does
     with contextlib.suppress(OSError):
         report(None if answer == b"ok" else answer.decode(errors="replace") or "init exited")
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)  # outlive the server: it gets the group's signal
     _wait_for(init)
 
 
