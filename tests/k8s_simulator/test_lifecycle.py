@@ -51,6 +51,12 @@ def test_deleting_a_namespace_deletes_its_pods_then_itself(k8s_cluster):
     name = k8s_cluster.namespace + "-gone"
     core.create_namespace({"metadata": {"name": name}})
     core.create_namespaced_pod(name, pod_manifest("inside", SLEEP))
+    # a pod no kubelet runs yet is deleted at once, and the namespace with it (the
+    # test read a namespace already gone once in CI): it must be running first
+    deadline = time.monotonic() + 60
+    while core.read_namespaced_pod("inside", name).status.phase != "Running":
+        assert time.monotonic() < deadline, "the pod inside did not run"
+        time.sleep(0.05)
     core.delete_namespace(name)
     terminating = core.read_namespace(name)
     assert terminating.status.phase == "Terminating"  # its pod is still going
