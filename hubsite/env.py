@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -193,3 +194,19 @@ def env_networks(name: str, default: list[str]) -> tuple:
                 f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.0/8)"
             ) from None
     return tuple(networks)
+
+
+def bind_address(url: str, name: str = "HUB_BIND_URL") -> str:
+    """`http://127.0.0.1:8081` -> `127.0.0.1:8081`: where a server named by
+    the URL in variable NAME binds (gunicorn's --bind, the stream server's)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ImproperlyConfigured(
+            f"{name} must be http://HOST:PORT, where the server listens (got {url!r})"
+        )
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"

@@ -10,29 +10,12 @@ HUB_LOG_LEVEL is DEBUG; failed polls are still logged."""
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
-from django.core.exceptions import ImproperlyConfigured
 from gunicorn.glogging import Logger
 
-from hubsite.env import env_str
+from hubsite.env import bind_address, env_str
 
 ROUTE_POLL_PREFIX = "/hub/api/routes"
-
-
-def bind_address(url: str) -> str:
-    """`http://127.0.0.1:8081` -> `127.0.0.1:8081` (gunicorn's --bind)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ImproperlyConfigured(
-            f"HUB_BIND_URL must be http://HOST:PORT, where the hub listens (got {url!r})"
-        )
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{port}"
 
 
 def is_quiet_request(path: str, status: int | None, *, debug: bool) -> bool:
@@ -48,7 +31,7 @@ class HubLogger(Logger):
         super().access(resp, req, environ, request_time)
 
 
-bind = [bind_address(env_str("HUB_BIND_URL", "http://127.0.0.1:8081").rstrip("/"))]
+bind = [bind_address(env_str("HUB_BIND_URL", "http://127.0.0.1:8081").rstrip("/"), "HUB_BIND_URL")]
 worker_class = "gthread"
 workers = 2
 threads = 16

@@ -50,6 +50,7 @@ class Config:
     hub_url: str
     token: str
     workers: int
+    stream_url: str = ""  # "" = progress streams go to the hub too
     activity_interval: float = 5.0
     ready_fd: int | None = None
     state_dir: str = "data/router"
@@ -69,6 +70,12 @@ def parse_args(argv: list[str]) -> Config:
         "--hub-url",
         default=env.get("HUB_CONNECT_URL") or env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
         help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL)",
+    )
+    parser.add_argument(
+        "--stream-url",
+        default=env.get("HUB_STREAM_URL", ""),
+        help="where the hub's stream server answers, for spawn-progress streams "
+        "(env HUB_STREAM_URL; default: the hub)",
     )
     parser.add_argument("--token-file", help="file holding the router token")
     parser.add_argument(
@@ -103,6 +110,9 @@ def parse_args(argv: list[str]) -> Config:
     hub = urlsplit(args.hub_url)
     if hub.scheme not in ("http", "https") or not hub.hostname:
         parser.error(f"--hub-url must be an http(s) URL, not {args.hub_url!r}")
+    stream = urlsplit(args.stream_url)
+    if args.stream_url and (stream.scheme not in ("http", "https") or not stream.hostname):
+        parser.error(f"--stream-url must be an http(s) URL, not {args.stream_url!r}")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     try:
@@ -114,6 +124,7 @@ def parse_args(argv: list[str]) -> Config:
         port=int(port),
         hub_url=args.hub_url.rstrip("/"),
         token=token,
+        stream_url=args.stream_url.rstrip("/"),
         workers=args.workers,
         activity_interval=args.activity_interval,
         ready_fd=args.ready_fd,
@@ -164,6 +175,8 @@ def worker_command(config: Config, port: int, ready_fd: int) -> list[str]:
         f"{config.host}:{port}",
         "--hub-url",
         config.hub_url,
+        "--stream-url",
+        config.stream_url,
         "--workers",
         "1",
         "--activity-interval",
@@ -250,6 +263,11 @@ async def serve(config: Config, sock: socket.socket) -> None:
     strict_answers()  # servers' answers to mitmproxy pass the relay's parser too
     hub = urlsplit(config.hub_url)
     upstream = Upstream(hub.scheme, hub.hostname or "", hub.port or 80)
+    streams = None
+    if config.stream_url:
+        where = urlsplit(config.stream_url)
+        default_port = 443 if where.scheme == "https" else 80
+        streams = Upstream(where.scheme, where.hostname or "", where.port or default_port)
     policy = SyncPolicy(activity_every=config.activity_interval)
     snapshot = Snapshot(Path(config.state_dir), sock.getsockname()[1])
     sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy, snapshot=snapshot)
@@ -261,7 +279,9 @@ async def serve(config: Config, sock: socket.socket) -> None:
     proxy.addons.add(
         server_addon,
         *edges.addons_before(),
-        RouterAddon(sync, upstream, connect_timeout=config.edges.limits.connect_timeout),
+        RouterAddon(
+            sync, upstream, connect_timeout=config.edges.limits.connect_timeout, streams=streams
+        ),
         *edges.addons_after(),
     )
     # No mitmproxy-managed listener (mode=[]): we bind ourselves with SO_REUSEPORT.
@@ -306,6 +326,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
         serves_here=edges.subdomains.serves_here if edges.subdomains else None,
         limits=config.edges.limits,
         native=os.environ.get("HUB_ROUTER_RELAY", "1") != "0",
+        streams=streams,
     )
     listener = await loop.create_server(relay.protocol, sock=sock, ssl=edges.ssl, backlog=BACKLOG)
     background.append(loop.create_task(relay.sweep_idle_forever()))

@@ -41,11 +41,17 @@ class Upstream:
 
 class RouterAddon:
     def __init__(
-        self, sync: RouteSync, hub: Upstream, *, connect_timeout: float = Limits.connect_timeout
+        self,
+        sync: RouteSync,
+        hub: Upstream,
+        *,
+        connect_timeout: float = Limits.connect_timeout,
+        streams: Upstream | None = None,
     ) -> None:
         self.sync = sync
         self.table = sync.table
         self.hub = hub
+        self.streams = streams or hub  # where progress streams go
         self.connect_timeout = connect_timeout
         self._targets: dict[tuple[str, int], Route] = {}  # address -> route it was for
 
@@ -103,6 +109,9 @@ class RouterAddon:
         if where.kind == PathKind.HUB:
             self._send_to_hub(flow, rewrite=False)
             return None
+        if where.kind == PathKind.STREAM:
+            self._send_to_hub(flow, rewrite=False, upstream=self.streams)
+            return None
         if where.kind == PathKind.BAD:
             flow.response = http.Response.make(
                 400, f"Bad request path: {where.reason}\n", {"Content-Type": "text/plain"}
@@ -134,10 +143,13 @@ class RouterAddon:
         self.sync.touch(route.prefix)
         self._forwarded(flow)
 
-    def _send_to_hub(self, flow: http.HTTPFlow, *, rewrite: bool) -> None:
+    def _send_to_hub(
+        self, flow: http.HTTPFlow, *, rewrite: bool, upstream: Upstream | None = None
+    ) -> None:
         request = flow.request
         data = request.data
-        data.scheme, data.host, data.port = self.hub.scheme.encode(), self.hub.host, self.hub.port
+        hub = upstream or self.hub
+        data.scheme, data.host, data.port = hub.scheme.encode(), hub.host, hub.port
         flow.metadata[_HUB_KEY] = True
         if rewrite:  # /user/<name>/... without a route: the hub's "not running" pages
             request.path = "/hub" + request.path

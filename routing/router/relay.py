@@ -127,11 +127,15 @@ class Relay:
         serves_here: Callable[[str, str], bool] | None = None,
         limits: Limits | None = None,
         native: bool = True,
+        streams: Any = None,
     ) -> None:
         self.sync = sync
         self.table = sync.table
         self.hub_address = (hub.host, hub.port)
         self.hub_plain = hub.scheme == "http"
+        streams = streams or hub  # progress streams: to the stream server, else the hub
+        self.stream_address = (streams.host, streams.port)
+        self.stream_plain = streams.scheme == "http"
         self.handoff = handoff
         self.counters = counters or Counters()
         self.hsts = b"Strict-Transport-Security: " + hsts.encode() + b"\r\n" if hsts else b""
@@ -304,7 +308,8 @@ class ClientSide(asyncio.Protocol):
             if where.kind == PathKind.BAD:
                 raise HttpError(400, f"Bad request path: {where.reason}")
             if request.version != b"HTTP/1.1" or (
-                where.kind == PathKind.HUB and not relay.hub_plain
+                (where.kind == PathKind.HUB and not relay.hub_plain)
+                or (where.kind == PathKind.STREAM and not relay.stream_plain)
             ):
                 self.hand_off()  # valid, not ordinary: mitmproxy answers it
                 return
@@ -324,6 +329,9 @@ class ClientSide(asyncio.Protocol):
         # the body is forwarded once the head has gone out (after a lookup, maybe)
         if where.kind == PathKind.HUB:
             self.forward(rest, request_line, None)
+            return
+        if where.kind == PathKind.STREAM:
+            self.forward(rest, request_line, None, stream=True)
             return
         serves_here = relay.serves_here
         if serves_here and not serves_here(host.decode("latin-1"), where.user):
@@ -371,16 +379,19 @@ class ClientSide(asyncio.Protocol):
         self.busy = False
         self.body = None
 
-    def forward(self, rest: bytes, request_line: bytes, route: Route | None) -> None:
+    def forward(
+        self, rest: bytes, request_line: bytes, route: Route | None, *, stream: bool = False
+    ) -> None:
         """Send the head (REQUEST_LINE, then REST: its fields and the empty line)
         and any body bytes already read to ROUTE's server, or to the hub when
-        ROUTE is None."""
+        ROUTE is None (its stream server when STREAM)."""
         head = request_line + b"\r\n" + rest
         relay = self.relay
         self.route = route
         self.rechecked = False
         if route is None:
-            address, to_hub, self.prefix = relay.hub_address, True, None
+            hub = relay.stream_address if stream else relay.hub_address
+            address, to_hub, self.prefix = hub, True, None
         else:
             address, to_hub, self.prefix = (route.host, route.port), False, route.prefix
             relay.sync.touch(route.prefix)

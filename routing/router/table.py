@@ -30,6 +30,7 @@ class PathKind:
     HUB = 0  # anything not under /user/<name>/ : forward to the hub unchanged
     USER = 1  # /user/<name>[/...]
     BAD = 2  # refused with 400
+    STREAM = 3  # a hub path that streams for minutes (spawn progress): to the stream server
 
 
 class Classified(NamedTuple):
@@ -40,6 +41,7 @@ class Classified(NamedTuple):
 
 
 HUB = Classified(PathKind.HUB)
+STREAM = Classified(PathKind.STREAM)
 
 
 def _bad(reason: str) -> Classified:
@@ -66,7 +68,7 @@ def classify(path: str) -> Classified:
         if "%" in segment and _decodes_to_dots(segment):
             return _bad("encoded dot segment in path")
     if not segments or segments[0] != "user":
-        return HUB
+        return STREAM if _is_progress(segments) else HUB
     if len(segments) < 2:
         return HUB  # "/user/" alone: the hub answers
     name = segments[1]
@@ -74,6 +76,16 @@ def classify(path: str) -> Classified:
     if _ENCODED_TRICK.search(name) or _ENCODED_TRICK.search(third):
         return _bad("encoded '.', '/' or '\\' in the user prefix")
     return Classified(PathKind.USER, user=name, segment=third)
+
+
+def _is_progress(segments: list[str]) -> bool:
+    """/hub/api/users/<name>/server/progress and .../servers/<name>/progress.
+    Loose on purpose: the stream server runs the hub's own views, so a path
+    sent to the wrong one of the two is still answered alike."""
+    return len(segments) >= 6 and segments[-1] == "progress" and segments[:3] == _USERS_API
+
+
+_USERS_API = ["hub", "api", "users"]
 
 
 def _decodes_to_dots(segment: str) -> bool:

@@ -6,13 +6,11 @@ return: the Celery worker does the work, so these answer 202 while it runs."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -22,12 +20,11 @@ from accounts.api.base import HubAPIView, find_user, user_groups
 from accounts.api.errors import Conflict
 from accounts.models import User
 from servers import hosts, services
+from servers.api import progress
 from servers.api.serializers import server_model, server_row, server_url
-from servers.models import Server, ServerEvent
+from servers.models import Server
 
 State = Server.State
-POLL_INTERVAL = 0.2
-KEEPALIVE_EVERY = 8.0
 
 
 class StartRefusedError(exceptions.APIException):
@@ -120,21 +117,26 @@ class ServerView(HubAPIView):
 
 
 class ProgressView(HubAPIView):
-    """The spawn progress as server-sent events, read from ServerEvent rows."""
+    """The spawn progress as server-sent events, read from ServerEvent rows
+    (servers.api.progress: polled on this thread under gunicorn, fed without
+    one on the stream server)."""
 
     def get(self, request: Request, name: str, server_name: str = "") -> StreamingHttpResponse:
         allowed = self.access.on_server("read:servers", name, server_name, user_groups(name))
         self.access.require(allowed, "read:servers")
         server = _find_server(find_user(name), server_name)
         url = hosts.browser_url(name, server_url(name, server_name))
+        fed = isinstance(request._request, ASGIRequest)  # the stream server: no thread held
         if server.state == State.RUNNING:
-            stream: Iterator[str] = iter([_sse(_ready_event(url))])
+            stream = progress.once(progress.ready_event(url), fed=fed)
         elif server.state == State.FAILED:
-            stream = iter([_sse(_failed_event(server.failure))])
-        elif server.state == State.STARTING:
-            stream = _progress_stream(server.pk, url)
-        else:
+            stream = progress.once(progress.failed_event(server.failure), fed=fed)
+        elif server.state != State.STARTING:
             raise exceptions.ParseError(f"{name}/{server_name} is not starting")
+        elif fed:
+            stream = progress.fed_events(server.pk, url, progress.first_event_id(server.pk))
+        else:
+            stream = progress.polled_events(server.pk, url)
         response = StreamingHttpResponse(stream, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
@@ -194,62 +196,3 @@ def _model(view: HubAPIView, user: User, server: Server) -> dict[str, Any]:
         "admin:server_state", user.username, server.name, user_groups(user.username)
     )
     return server_model(user.username, server_row(server), with_state=with_state)
-
-
-def _sse(event: dict[str, Any]) -> str:
-    return f"data: {json.dumps(event)}\n\n"
-
-
-def _ready_event(url: str) -> dict[str, Any]:
-    return {
-        "progress": 100,
-        "ready": True,
-        "message": f"Server ready at {url}",
-        "html_message": f'Server ready at <a href="{url}">{url}</a>',
-        "url": url,
-    }
-
-
-def _failed_event(reason: str) -> dict[str, Any]:
-    message = f"Spawn failed: {reason}" if reason else "Spawn failed"
-    return {"progress": 100, "failed": True, "message": message}
-
-
-def _progress_stream(server_id: int, url: str) -> Iterator[str]:
-    """Events of the current start, from its start request on, until the
-    server is ready, failed or stopped; a comment line keeps proxies open."""
-    Kind = ServerEvent.Kind
-    events = ServerEvent.objects.filter(server_id=server_id)
-    start = events.filter(kind=Kind.START_REQUESTED).order_by("-id").values_list("id", flat=True)
-    last_id = (start.first() or 1) - 1
-    deadline = time.monotonic() + settings.HUB_START_TIMEOUT + 60
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        rows = list(
-            events.filter(id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "kind", "progress", "message")
-        )
-        for event_id, kind, progress, message in rows:
-            last_id = event_id
-            if kind in (Kind.START_REQUESTED, Kind.PROGRESS):
-                yield _sse({"progress": progress, "message": message})
-            elif kind == Kind.READY:
-                yield _sse(_ready_event(url))
-                return
-            elif kind == Kind.FAILED:
-                yield _sse(_failed_event(message))
-                return
-            else:  # stop requested or stopped while starting
-                yield _sse(_failed_event("the server was stopped while starting"))
-                return
-        if rows:
-            quiet_since = time.monotonic()
-        elif not Server.objects.filter(pk=server_id).exists():
-            yield _sse(_failed_event("the server was removed"))
-            return
-        elif time.monotonic() - quiet_since > KEEPALIVE_EVERY:
-            quiet_since = time.monotonic()
-            yield ":\n\n"
-        time.sleep(POLL_INTERVAL)
-    yield _sse(_failed_event("timed out waiting for progress"))

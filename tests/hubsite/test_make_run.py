@@ -1,6 +1,6 @@
 """`make run` as the README describes it, on moved ports and a temporary data
-dir: the supervisor runs the real Procfile (gunicorn hub, router, Celery worker
-and beat) with the embedded defaults (SQLite, filesystem broker), a real
+dir: the supervisor runs the real Procfile (gunicorn hub, stream server, router,
+Celery worker and beat) with the embedded defaults (SQLite, filesystem broker), a real
 server is started through the router, crashed processes come back, and Ctrl-C
 leaves no process behind, the prefork zygote included."""
 
@@ -29,7 +29,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def platform_env(data: Path, hub_port: int, router_port: int, metrics_port: int) -> dict[str, str]:
+def platform_env(
+    data: Path, hub_port: int, router_port: int, metrics_port: int, stream_port: int
+) -> dict[str, str]:
     """What `make run` sees with every port and the data dir moved (and no
     database or broker URL: the embedded defaults)."""
     env = {
@@ -40,6 +42,7 @@ def platform_env(data: Path, hub_port: int, router_port: int, metrics_port: int)
     env.update(
         HUB_DATA_DIR=str(data),
         HUB_BIND_URL=f"http://127.0.0.1:{hub_port}",
+        HUB_STREAM_URL=f"http://127.0.0.1:{stream_port}",
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
         HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
         HUB_ROUTER_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
@@ -94,8 +97,8 @@ def ours(data: Path) -> list[str]:
 @pytest.fixture
 def platform(tmp_path):
     data = tmp_path / "data"
-    hub_port, router_port, metrics_port = free_port(), free_port(), free_port()
-    env = platform_env(data, hub_port, router_port, metrics_port)
+    hub_port, router_port, metrics_port, stream_port = (free_port() for _ in range(4))
+    env = platform_env(data, hub_port, router_port, metrics_port, stream_port)
     manage(env, "migrate", "--verbosity", "0")
     manage(env, "ensure_admin")
     token = manage(env, "create_token", "admin").strip()
@@ -116,7 +119,7 @@ def test_make_run_on_moved_ports_survives_crashes_and_ctrl_c_leaves_nothing(plat
     api = sup.url + "/hub/api"
     auth = {"Authorization": f"token {sup.token}"}
     pids = {}
-    for name in ("hub", "router", "worker", "beat"):
+    for name in ("hub", "streams", "router", "worker", "beat"):
         pids[name] = int(sup.expect(rf"supervisor \| started {name} \(pid (\d+)\)").group(1))
     until(lambda: requests.get(api, timeout=5).ok, timeout=90, what="the hub through the router")
     # every port moved: the hub on HUB_BIND_URL's, the router's metrics on theirs
@@ -134,6 +137,14 @@ def test_make_run_on_moved_ports_survives_crashes_and_ctrl_c_leaves_nothing(plat
     sup.expect(r"supervisor \| worker is back \(pid \d+\)")
     started = requests.post(f"{api}/users/admin/server", headers=auth, timeout=10)
     assert started.status_code == 202, started.text
+    # its progress streams from the stream server, through the router, until ready
+    with requests.get(
+        f"{api}/users/admin/server/progress", headers=auth, stream=True, timeout=120
+    ) as progress:
+        assert progress.headers["Content-Type"] == "text/event-stream"
+        events = [line for line in progress.iter_lines() if line.startswith(b"data: ")]
+    assert b'"ready": true' in events[-1], events
+    sup.expect(r"streams +\| .*GET /hub/api/users/admin/server/progress")
 
     def ready():
         user = requests.get(f"{api}/users/admin", headers=auth, timeout=5).json()
@@ -170,6 +181,7 @@ def test_make_run_on_moved_ports_survives_crashes_and_ctrl_c_leaves_nothing(plat
     log = sup.all_lines()
     hub_lines = [line for line in log if re.match(r"^\S+ hub +\| ", line)]
     assert any('"GET /hub/api/users/admin' in line for line in hub_lines)  # access log is on
+    assert not [line for line in hub_lines if "/progress" in line]  # the streams server's
     assert not [line for line in hub_lines if "/hub/api/routes" in line]
     assert not [line for line in log if "No hostname was supplied" in line]
     assert not [line for line in log if "superuser privileges" in line]

@@ -87,6 +87,32 @@ def test_everything_not_under_a_user_goes_to_the_hub_unchanged(shared, path):
     assert (status, seen["who"], seen["path"]) == (200, "hub", path)
 
 
+@pytest.mark.parametrize("relay", ["1", "0"], ids=["native-relay", "mitmproxy"])
+def test_progress_streams_go_to_the_stream_server_the_rest_to_the_hub(
+    fake_hub, backend, alice_and_bob, monkeypatch, relay
+):
+    monkeypatch.setenv("HUB_ROUTER_RELAY", relay)
+    streams = backend("streams")
+    router = launch_router(fake_hub.url, TOKEN, extra=["--stream-url", streams.url])
+    try:
+        progress = "/hub/api/users/alice/servers/lab/progress?_xsrf=1"
+        status, seen_by = raw_get(router, progress)
+        assert (status, seen_by["who"], seen_by["path"]) == (200, "streams", progress)
+        assert who(router, "/hub/api/users/alice/servers/lab") == "hub"
+        assert who(router, "/hub/api/users/alice/server/progress") == "streams"
+        assert who(router, "/user/alice/api/users/alice/server/progress") == "alice"
+        # one client connection, kept alive, moving between the hub and the stream server
+        conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=10)
+        seen = []
+        for path in ("/hub/api", progress, "/hub/api", progress):
+            conn.request("GET", path)
+            seen.append(json.loads(conn.getresponse().read())["who"])
+        conn.close()
+        assert seen == ["hub", "streams", "hub", "streams"]
+    finally:
+        router.stop()
+
+
 def test_user_without_route_goes_to_the_hubs_user_page_with_query_kept(shared):
     _, seen = raw_get(shared, "/user/carol/lab/tree?reset=1")
     assert (seen["who"], seen["path"]) == ("hub", "/hub/user/carol/lab/tree?reset=1")

@@ -62,6 +62,33 @@ def test_paths_outside_user_prefixes_belong_to_the_hub(path):
 @pytest.mark.parametrize(
     "path",
     [
+        "/hub/api/users/alice/server/progress",
+        "/hub/api/users/alice/servers/lab/progress",
+        "/hub/api/users/alice/server/progress?_xsrf=x",
+        "//hub/api/users/alice//server/progress",
+    ],
+)
+def test_spawn_progress_paths_go_to_the_stream_server(path):
+    assert classify(path).kind == PathKind.STREAM
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/hub/api/users/alice/server",
+        "/hub/api/users/alice/progress",
+        "/hub/api/progress",
+        "/hub/spawn-pending/alice/progress",
+        "/user/alice/api/users/x/server/progress",
+    ],
+)
+def test_other_paths_ending_in_progress_are_not_streams(path):
+    assert classify(path).kind != PathKind.STREAM
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
         "/user/alice/../bob/",
         "/user/alice/./x",
         "/user/alice/%2e%2e/bob/",
