@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from routing.router import edges as edge
+from routing.router.hubs import HubPool, split_urls
 from routing.router.sockets import reserve_port
 
 log = logging.getLogger("routing.router")
@@ -69,13 +70,14 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument(
         "--hub-url",
         default=env.get("HUB_CONNECT_URL") or env.get("HUB_BIND_URL", "http://127.0.0.1:8081"),
-        help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL)",
+        help="where the hub answers (env HUB_CONNECT_URL, else HUB_BIND_URL); several hubs "
+        "on one database as URL,URL,...: the first that takes connections is used",
     )
     parser.add_argument(
         "--stream-url",
         default=env.get("HUB_STREAM_URL", ""),
         help="where the hub's stream server answers, for spawn-progress streams "
-        "(env HUB_STREAM_URL; default: the hub)",
+        "(env HUB_STREAM_URL; default: the hub); several as URL,URL,...",
     )
     parser.add_argument("--token-file", help="file holding the router token")
     parser.add_argument(
@@ -107,12 +109,13 @@ def parse_args(argv: list[str]) -> Config:
     host, sep, port = args.listen.rpartition(":")
     if not sep or not port.isdigit():
         parser.error(f"--listen must be HOST:PORT, not {args.listen!r}")
-    hub = urlsplit(args.hub_url)
-    if hub.scheme not in ("http", "https") or not hub.hostname:
-        parser.error(f"--hub-url must be an http(s) URL, not {args.hub_url!r}")
-    stream = urlsplit(args.stream_url)
-    if args.stream_url and (stream.scheme not in ("http", "https") or not stream.hostname):
-        parser.error(f"--stream-url must be an http(s) URL, not {args.stream_url!r}")
+    for option, value, required in (
+        ("--hub-url", args.hub_url, True),
+        ("--stream-url", args.stream_url, False),
+    ):
+        why = url_list_error(value, required=required)
+        if why:
+            parser.error(f"{option}: {why}")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     try:
@@ -122,9 +125,9 @@ def parse_args(argv: list[str]) -> Config:
     return Config(
         host=host.strip("[]") or "0.0.0.0",
         port=int(port),
-        hub_url=args.hub_url.rstrip("/"),
+        hub_url=",".join(split_urls(args.hub_url)),
         token=token,
-        stream_url=args.stream_url.rstrip("/"),
+        stream_url=",".join(split_urls(args.stream_url)),
         workers=args.workers,
         activity_interval=args.activity_interval,
         ready_fd=args.ready_fd,
@@ -132,6 +135,33 @@ def parse_args(argv: list[str]) -> Config:
         wake_file=args.wake_file,
         edges=edge.from_args(args, parser),
     )
+
+
+def url_list_error(value: str, *, required: bool) -> str:
+    """Why VALUE (URL or URL,URL,...) cannot name hubs; "" when it can."""
+    urls = split_urls(value)
+    if not urls:
+        return "needs an http(s) URL" if required else ""
+    schemes = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{url!r} is not an http(s) URL"
+        schemes.add(parts.scheme)
+    return "all URLs must have one scheme" if len(schemes) > 1 else ""
+
+
+def upstreams(value: str) -> HubPool[Any] | None:
+    """The pool of hubs (or stream servers) VALUE names, as the add-on's
+    Upstreams (which import mitmproxy: workers only); None for ""."""
+    from routing.router.addon import Upstream
+
+    found = []
+    for url in split_urls(value):
+        parts = urlsplit(url)
+        default_port = 443 if parts.scheme == "https" else 80
+        found.append(Upstream(parts.scheme, parts.hostname or "", parts.port or default_port))
+    return HubPool(found) if found else None
 
 
 def read_token(token_file: str | None) -> str:
@@ -255,19 +285,15 @@ async def serve(config: Config, sock: socket.socket) -> None:
     from mitmproxy.proxy import mode_specs
     from mitmproxy.proxy.mode_servers import ServerInstance
 
-    from routing.router.addon import RouterAddon, Upstream
+    from routing.router.addon import RouterAddon
     from routing.router.client import HubClient, RouteSync, SyncPolicy
     from routing.router.snapshot import Snapshot
     from routing.router.strict_answers import install as strict_answers
 
     strict_answers()  # servers' answers to mitmproxy pass the relay's parser too
-    hub = urlsplit(config.hub_url)
-    upstream = Upstream(hub.scheme, hub.hostname or "", hub.port or 80)
-    streams = None
-    if config.stream_url:
-        where = urlsplit(config.stream_url)
-        default_port = 443 if where.scheme == "https" else 80
-        streams = Upstream(where.scheme, where.hostname or "", where.port or default_port)
+    upstream = upstreams(config.hub_url)
+    assert upstream is not None  # parse_args requires one
+    streams = upstreams(config.stream_url)
     policy = SyncPolicy(activity_every=config.activity_interval)
     snapshot = Snapshot(Path(config.state_dir), sock.getsockname()[1])
     sync = RouteSync(HubClient(config.hub_url, config.token), policy=policy, snapshot=snapshot)
@@ -293,7 +319,7 @@ async def serve(config: Config, sock: socket.socket) -> None:
         http3=False,
         rawtcp=False,
     )
-    spec = mode_specs.ProxyMode.parse(f"reverse:{config.hub_url}")
+    spec = mode_specs.ProxyMode.parse(f"reverse:{split_urls(config.hub_url)[0]}")
     instance = ServerInstance.make(spec, server_addon)
     try:
         await asyncio.wait_for(sync.sync_once(), timeout=5)

@@ -25,6 +25,7 @@ from mitmproxy.proxy import layer, layers, server_hooks
 from mitmproxy.proxy.layers.http import HTTPMode
 
 from routing.router.client import RouteSync
+from routing.router.hubs import HubPool
 from routing.router.limits import Limits
 from routing.router.table import Classified, PathKind, Route, classify
 
@@ -33,25 +34,33 @@ _HUB_KEY = "router.hub"  # set on flows sent to the hub
 
 
 class Upstream:
-    """Where the hub is (the default upstream)."""
+    """Where a hub is (the default upstream)."""
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.scheme, self.host, self.port = scheme, host, port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+def _pool(upstreams: Upstream | HubPool[Upstream]) -> HubPool[Upstream]:
+    return upstreams if isinstance(upstreams, HubPool) else HubPool([upstreams])
 
 
 class RouterAddon:
     def __init__(
         self,
         sync: RouteSync,
-        hub: Upstream,
+        hub: Upstream | HubPool[Upstream],
         *,
         connect_timeout: float = Limits.connect_timeout,
-        streams: Upstream | None = None,
+        streams: Upstream | HubPool[Upstream] | None = None,
     ) -> None:
         self.sync = sync
         self.table = sync.table
-        self.hub = hub
-        self.streams = streams or hub  # where progress streams go
+        self.hubs = _pool(hub)
+        self.streams = _pool(streams or hub)  # where progress streams go
         self.connect_timeout = connect_timeout
         self._targets: dict[tuple[str, int], Route] = {}  # address -> route it was for
 
@@ -66,7 +75,21 @@ class RouterAddon:
         server = data.server
         address = server.address
         why = await self._reachable(address)
+        found = self._hub_at(address)
         if why is None:
+            if found is not None:
+                found[0].answered(found[1])
+            return
+        if found is not None:  # a hub: the next one of its pool that answers
+            pool, hub = found
+            nxt = pool.refused(hub)
+            while nxt is not None:
+                if await self._reachable(nxt.address) is None:
+                    pool.answered(nxt)
+                    server.address = nxt.address
+                    return
+                nxt = pool.refused(nxt)
+            server.error = f"cannot reach the hub at {address[0]}:{address[1]}: {why}"
             return
         stale = self._targets.get(address)
         if stale is not None:
@@ -82,6 +105,14 @@ class RouterAddon:
             elif route is None:
                 why = f"{why}; the hub has no server for {stale.prefix} now"
         server.error = f"cannot reach {address[0]}:{address[1]}: {why}"
+
+    def _hub_at(self, address: tuple[str, int]) -> tuple[HubPool[Upstream], Upstream] | None:
+        """The pool and hub (or stream server) at ADDRESS; None for a user's server."""
+        for pool in (self.hubs, self.streams):
+            for upstream in pool.hubs:
+                if upstream.address == address:
+                    return pool, upstream
+        return None
 
     async def _reachable(self, address: tuple[str, int]) -> str | None:
         """None when ADDRESS accepts a connection in time, else why not."""
@@ -110,7 +141,7 @@ class RouterAddon:
             self._send_to_hub(flow, rewrite=False)
             return None
         if where.kind == PathKind.STREAM:
-            self._send_to_hub(flow, rewrite=False, upstream=self.streams)
+            self._send_to_hub(flow, rewrite=False, upstream=self.streams.current())
             return None
         if where.kind == PathKind.BAD:
             flow.response = http.Response.make(
@@ -148,7 +179,7 @@ class RouterAddon:
     ) -> None:
         request = flow.request
         data = request.data
-        hub = upstream or self.hub
+        hub = upstream or self.hubs.current()
         data.scheme, data.host, data.port = hub.scheme.encode(), hub.host, hub.port
         flow.metadata[_HUB_KEY] = True
         if rewrite:  # /user/<name>/... without a route: the hub's "not running" pages

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from routing.router.hubs import HubPool, split_urls
 from routing.router.snapshot import Snapshot
 from routing.router.table import (
     PathKind,
@@ -59,10 +60,14 @@ class FullTable:
 
 
 class HubClient:
-    """Blocking calls to /hub/api/routes*; one requests.Session per thread."""
+    """Blocking calls to /hub/api/routes*; one requests.Session per thread.
+
+    HUB_URL may name several hubs (`http://a:8081,http://b:8081`, one database
+    behind them): a call that cannot connect to one is made to the next
+    (routing.router.hubs), which every later call then starts from."""
 
     def __init__(self, hub_url: str, token: str, *, timeout: float = 5.0) -> None:
-        self.api = hub_url.rstrip("/") + "/hub/api/routes"
+        self.hubs = HubPool([url + "/hub/api/routes" for url in split_urls(hub_url)])
         self.timeout = timeout
         self._headers = {"Authorization": f"token {token}", "Accept": "application/json"}
         self._local = threading.local()
@@ -74,26 +79,42 @@ class HubClient:
             session.headers.update(self._headers)
         return session
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
+    @property
+    def api(self) -> str:
+        """The routes API of the hub calls go to now."""
+        return self.hubs.current()
+
+    def _call(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
+        api = self.hubs.current()
+        while True:
             try:
-                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
-            except requests.ConnectionError as exc:
-                # a kept-alive connection the hub closed as we reused it: a GET is
-                # tried once more on a new one (not after a timeout: the hub is slow)
-                if method != "GET" or isinstance(exc, requests.Timeout):
-                    raise
-                response = self._session().request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise HubUnavailable(f"{method} {url}: {exc}") from None
+                response = self._request(method, api + path, **kwargs)
+                break
+            except requests.RequestException as exc:
+                nxt = self.hubs.refused(api) if _never_reached(exc) else None
+                if nxt is None:
+                    raise HubUnavailable(f"{method} {api + path}: {exc}") from None
+                log.warning("hub at %s refused (%s); trying %s", api, exc, nxt)
+                api = nxt
+        self.hubs.answered(api)
         if response.status_code >= 500 or response.status_code in (401, 403):
-            raise HubUnavailable(f"{method} {url}: HTTP {response.status_code}")
+            raise HubUnavailable(f"{method} {api + path}: HTTP {response.status_code}")
         return response
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session().request(method, url, timeout=self.timeout, **kwargs)
+        except requests.ConnectionError as exc:
+            # a kept-alive connection the hub closed as we reused it: a GET is
+            # tried once more on a new one (not after a timeout: the hub is slow)
+            if method != "GET" or isinstance(exc, requests.Timeout):
+                raise
+            return self._session().request(method, url, timeout=self.timeout, **kwargs)
 
     def full(self, etag: str | None = None) -> FullTable | None:
         """The whole table; None when it still matches ETAG (304)."""
         headers = {"If-None-Match": f'"{etag}"'} if etag else {}
-        response = self._call("GET", self.api, headers=headers)
+        response = self._call("GET", headers=headers)
         if response.status_code == 304:
             return None
         body = self._json(response)
@@ -102,7 +123,7 @@ class HubClient:
     def since(self, version: str) -> FullTable:
         """Routes changed since VERSION (None values = removed), or the full table
         (`full`) when the hub's change feed cannot continue from VERSION."""
-        response = self._call("GET", self.api, params={"since": version})
+        response = self._call("GET", params={"since": version})
         if response.status_code == 400:
             raise VersionRefused(f"the hub refused version {version!r}")
         body = self._json(response)
@@ -111,14 +132,14 @@ class HubClient:
         )
 
     def lookup(self, path: str) -> tuple[str, dict[str, Any]] | None:
-        response = self._call("GET", self.api + "/lookup", params={"path": path})
+        response = self._call("GET", "/lookup", params={"path": path})
         if response.status_code == 404:
             return None
         body = self._json(response)
         return str(body["prefix"]), dict(body["route"])
 
     def report_activity(self, activity: dict[str, str]) -> None:
-        response = self._call("POST", self.api + "/activity", json=activity)
+        response = self._call("POST", "/activity", json=activity)
         if response.status_code >= 400:
             log.warning("hub refused activity report: HTTP %s", response.status_code)
 
@@ -130,6 +151,14 @@ class HubClient:
             return response.json()
         except ValueError:
             raise HubUnavailable("the hub answered with invalid JSON") from None
+
+
+def _never_reached(exc: requests.RequestException) -> bool:
+    """A connection error (refused, reset, or a connect timeout), not a slow
+    answer (a read timeout: that hub is up, and another would be as slow). A
+    reset may come after a POST reached the hub: an activity report sent twice
+    only repeats the same timestamps."""
+    return isinstance(exc, requests.ConnectionError)
 
 
 @dataclass

@@ -55,6 +55,7 @@ from routing.router.http1 import (
     request_body,
     response_body,
 )
+from routing.router.hubs import HubPool
 from routing.router.limits import Limits
 from routing.router.table import PathKind, Route, classify
 
@@ -113,6 +114,13 @@ class Counters:
             self.metrics.websocket_change(opened)
 
 
+def _address_pool(upstreams: Any) -> tuple[HubPool[tuple[str, int]], bool]:
+    """(a pool of (host, port), whether they speak plain HTTP)."""
+    members = list(upstreams.hubs) if isinstance(upstreams, HubPool) else [upstreams]
+    pool = HubPool([(member.host, member.port) for member in members])
+    return pool, members[0].scheme == "http"
+
+
 class Relay:
     """Per-worker state shared by every connection's protocol."""
 
@@ -131,11 +139,10 @@ class Relay:
     ) -> None:
         self.sync = sync
         self.table = sync.table
-        self.hub_address = (hub.host, hub.port)
-        self.hub_plain = hub.scheme == "http"
-        streams = streams or hub  # progress streams: to the stream server, else the hub
-        self.stream_address = (streams.host, streams.port)
-        self.stream_plain = streams.scheme == "http"
+        # hub and streams: one Upstream or a HubPool of them (all of one scheme)
+        self.hubs, self.hub_plain = _address_pool(hub)
+        # progress streams: to the stream server, else the hub
+        self.streams, self.stream_plain = _address_pool(streams or hub)
         self.handoff = handoff
         self.counters = counters or Counters()
         self.hsts = b"Strict-Transport-Security: " + hsts.encode() + b"\r\n" if hsts else b""
@@ -144,6 +151,12 @@ class Relay:
         self.native = native  # False: every connection goes to mitmproxy at once
         self.connections: set[Any] = set()  # ClientSide and HandedOff: the sweep's
         self.tasks: set[asyncio.Task[Any]] = set()
+
+    def pool_of(self, address: tuple[str, int]) -> HubPool[tuple[str, int]] | None:
+        """The hub pool ADDRESS is in (the hubs' or the stream servers'), if any."""
+        if address in self.hubs:
+            return self.hubs
+        return self.streams if address in self.streams else None
 
     def protocol(self) -> ClientSide:
         return ClientSide(self)
@@ -390,7 +403,7 @@ class ClientSide(asyncio.Protocol):
         self.route = route
         self.rechecked = False
         if route is None:
-            hub = relay.stream_address if stream else relay.hub_address
+            hub = relay.streams.current() if stream else relay.hubs.current()
             address, to_hub, self.prefix = hub, True, None
         else:
             address, to_hub, self.prefix = (route.host, route.port), False, route.prefix
@@ -438,7 +451,7 @@ class ClientSide(asyncio.Protocol):
         if self.closed:
             return
         if route is None:  # the hub has no server there now: its page says so
-            address, to_hub, self.prefix = self.relay.hub_address, True, None
+            address, to_hub, self.prefix = self.relay.hubs.current(), True, None
             replay = _to_hub_page(replay)
         elif route.scheme != "http" or (route.host, route.port) == (stale.host, stale.port):
             self.fail(502, f"Bad gateway: cannot reach the server of {stale.prefix}: {why}")
@@ -624,16 +637,33 @@ class UpstreamSide(asyncio.Protocol):
         client = self.client
         self.lost = True
         if client.upstream is self:
+            if self.to_hub and self._fail_over():
+                return
             sent = b"".join(self.pending or ())  # nothing of it reached any server
             if client.recheck_route(sent, why):
                 return
             where = client.prefix or "the hub"
             client.fail(502, f"Bad gateway: cannot reach the server of {where}: {why}")
 
+    def _fail_over(self) -> bool:
+        """A hub refused: connect to the next one of its pool instead, with the
+        same pending bytes (none has reached any hub). False when there is none."""
+        pool = self.client.relay.pool_of(self.address)
+        nxt = pool.refused(self.address) if pool is not None else None
+        if nxt is None:
+            return False
+        self.address, self.lost = nxt, False
+        self.client.relay.spawn(self._connect())
+        return True
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         pending, self.pending = self.pending, None
         client = self.client
+        if self.to_hub:
+            pool = client.relay.pool_of(self.address)
+            if pool is not None:
+                pool.answered(self.address)
         if client.closed or client.upstream is not self:
             transport.close()
             return

@@ -114,12 +114,15 @@ class HubState:
             self.version += 1
 
 
-def make_hub(state: HubState) -> type[_Quiet]:
+def make_hub(state: HubState, name: str = "hub") -> type[_Quiet]:
+    """A fake hub on STATE (hubs made on one state share a "database"); pages
+    and API calls answer who=NAME."""
+
     class Hub(_Quiet):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if not url.path.startswith("/hub/api/routes"):
-                self.reply(200, self.describe("hub"), "application/json")
+                self.reply(200, self.describe(name), "application/json")
                 return
             if state.down:
                 self.reply(503, b"down")

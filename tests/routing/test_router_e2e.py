@@ -113,6 +113,38 @@ def test_progress_streams_go_to_the_stream_server_the_rest_to_the_hub(
         router.stop()
 
 
+@pytest.mark.parametrize("relay", ["1", "0"], ids=["native-relay", "mitmproxy"])
+def test_a_router_with_two_hubs_keeps_serving_when_one_dies(
+    hub_state, backend, alice_and_bob, monkeypatch, relay
+):
+    """Two hubs on one "database" (one HubState): while the first is up it gets
+    everything; once it is gone, pages, progress streams and route syncs go to
+    the second, and a route added after the first hub died still arrives."""
+    monkeypatch.setenv("HUB_ROUTER_RELAY", relay)
+    first, second = Running(make_hub(hub_state, "hub-1")), Running(make_hub(hub_state, "hub-2"))
+    hubs = f"{first.url},{second.url}"
+    router = launch_router(hubs, TOKEN, extra=["--stream-url", hubs])
+    try:
+        progress = "/hub/api/users/alice/server/progress"
+        assert [who(router, path) for path in ("/hub/home", progress)] == ["hub-1", "hub-1"]
+        assert who(router, "/user/alice/") == "alice"
+        first.stop()
+        # every request finds the live hub, on a new connection or a kept-alive one
+        assert [who(router, path) for path in ("/hub/home", progress)] == ["hub-2", "hub-2"]
+        conn = http.client.HTTPConnection("127.0.0.1", router.port, timeout=10)
+        for path in ("/hub/api", progress, "/hub/api"):
+            conn.request("GET", path)
+            assert json.loads(conn.getresponse().read())["who"] == "hub-2"
+        conn.close()
+        carol = backend("carol")
+        hub_state.set_route("/user/carol/", carol.url)
+        wait_for(lambda: who(router, "/user/carol/") == "carol", timeout=15, what="carol's route")
+        assert who(router, "/user/alice/") == "alice"
+    finally:
+        router.stop()
+        second.stop()
+
+
 def test_user_without_route_goes_to_the_hubs_user_page_with_query_kept(shared):
     _, seen = raw_get(shared, "/user/carol/lab/tree?reset=1")
     assert (seen["who"], seen["path"]) == ("hub", "/hub/user/carol/lab/tree?reset=1")
