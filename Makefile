@@ -4,7 +4,7 @@ VENV := .venv
 USER_VENV := .venv-user
 KUBESPAWNER_VENV := .venv-kubespawner
 
-.PHONY: run run-k8s test lint format deps clean manage system-deps ldap-deps test-deps
+.PHONY: run run-ha run-k8s test lint format deps clean manage system-deps ldap-deps test-deps
 
 deps: ldap-deps $(VENV)/.installed $(USER_VENV)/.installed $(KUBESPAWNER_VENV)/.installed
 
@@ -78,6 +78,20 @@ system-deps:
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# `make run` with every component twice (Procfile.ha): two hubs, two stream
+# servers, two routers sharing the public port, two Celery workers, one beat, on
+# one database. User servers reach the hubs through the routers' port, the one
+# address that outlives any hub. Best on PostgreSQL and Redis (HUB_DATABASE_URL,
+# HUB_REDIS_URL); the embedded defaults work too.
+run-ha: deps
+	$(VENV)/bin/python manage.py migrate --verbosity 0
+	$(VENV)/bin/python manage.py ensure_admin
+	@echo ""
+	@echo "  The hub is at $${HUB_PUBLIC_URL:-http://127.0.0.1:8000}/hub/  (2 hubs, 2 routers, 2 workers; Ctrl-C stops everything)"
+	@echo ""
+	HUB_CONNECT_URL=$${HUB_CONNECT_URL:-http://$${HUB_ROUTER_LISTEN:-127.0.0.1:8000}} \
+	$(VENV)/bin/python -m hubsite.supervisor --procfile Procfile.ha
 
 # `make run` on "Kubernetes": the API simulator (k8s_simulator/, a simulator, not
 # a cluster) plays the cluster, and servers are pods (HUB_SPAWNER=kubernetes).

@@ -121,8 +121,11 @@ class Platform:
 
     def ready(self) -> float:
         """Write the spawn's READY event; the wall-clock time it was committed."""
-        run = {"cwd": ROOT, "env": self.env, "check": True, "capture_output": True, "text": True}
-        out = subprocess.run([PYTHON, "manage.py", "shell", "-c", READY], **run).stdout
+        run = {"cwd": ROOT, "env": self.env, "capture_output": True, "text": True}
+        done = subprocess.run([PYTHON, "manage.py", "shell", "-c", READY], **run)
+        if done.returncode != 0:
+            raise SystemExit(f"writing the READY event failed:\n{done.stderr[-3000:]}")
+        out = done.stdout
         return float(next(line.split()[1] for line in out.splitlines() if line.startswith("WROTE")))
 
     def close(self) -> None:

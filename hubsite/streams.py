@@ -23,10 +23,6 @@ DEFAULT_URL = "http://127.0.0.1:8082"
 
 
 def main() -> None:
-    # Request threads under ASGI live for one request: a connection kept past it
-    # would never be reused (Django's advice for ASGI). The progress feed's own
-    # thread keeps its one connection regardless.
-    os.environ["HUB_DB_CONN_MAX_AGE"] = "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hubsite.settings")
     import uvicorn
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,37 +88,44 @@ def run_cell_in_jupyterlab(page: Page, code: str) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def journey(base: str) -> None:
-    """Everything a person and an admin do, in two browser contexts."""
+def journey(
+    base: str, username: str = "newbie", at: Callable[[str], None] = lambda step: None
+) -> None:
+    """Everything a person and an admin do, in two browser contexts. AT(step)
+    is called between steps ("approved", "spawning", "in-lab"): where the
+    high-availability test kills processes (tests/hubsite/test_run_ha.py)."""
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             user_context, page = new_page(browser)
-            sign_up(page, base, "newbie")
+            sign_up(page, base, username)
             shot(page, "1-signed-up")
-            log_in(page, base, "newbie")
+            log_in(page, base, username)
             expect(page.locator("#awaiting-approval")).to_be_visible()
 
             admin_context, admin_page = new_page(browser)
             log_in(admin_page, base, "admin", next_path="/hub/admin/")
-            approve_in_admin(admin_page, base, "newbie")
+            approve_in_admin(admin_page, base, username)
             shot(admin_page, "2-approved-in-admin")
             admin_context.close()
+            at("approved")
 
-            log_in(page, base, "newbie")
+            log_in(page, base, username)
             expect(page).to_have_url(f"{base}/hub/home")
             page.click("#start-server")
             page.check("input[name=profile][value=standard]")
             shot(page, "3-profile-picker")
             page.click("#start")
 
-            expect(page).to_have_url(re.compile(r"/hub/spawn-pending/newbie$"))
+            expect(page).to_have_url(re.compile(rf"/hub/spawn-pending/{username}$"))
             expect(page.locator("#progress")).to_be_visible()
             shot(page, "4-pending")
+            at("spawning")
 
-            page.wait_for_url(re.compile(r"/user/newbie/lab"), timeout=SPAWN_TIMEOUT_MS)
+            page.wait_for_url(re.compile(rf"/user/{username}/lab"), timeout=SPAWN_TIMEOUT_MS)
             launcher = page.locator(".jp-LauncherCard").first
             expect(launcher).to_be_visible(timeout=SPAWN_TIMEOUT_MS)
+            at("in-lab")
             run_cell_in_jupyterlab(page, "print(6 * 7)")
             output = page.locator(".jp-OutputArea-output").first
             expect(output).to_have_text("42", timeout=SPAWN_TIMEOUT_MS)

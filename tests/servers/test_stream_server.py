@@ -7,6 +7,7 @@ bench/progress_streams.py, not asserted here.)"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,11 +15,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 
+from hubsite.asgi import REQUEST_THREADS
 from servers.models import Server, ServerEvent
 from tests.factories import ServerFactory
 from tests.live import ROOT, launch_router, wait_for
@@ -104,8 +108,30 @@ def read_until(sock: socket.socket, marker: bytes) -> bytes:
     return data
 
 
+def database_connections(pid: int) -> int:
+    """The database connections process PID holds: open files of the SQLite
+    database, or TCP sockets to PostgreSQL's port."""
+    database = connection.settings_dict
+    fds = Path(f"/proc/{pid}/fd")
+    links = []
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(fd))
+    if connection.vendor == "sqlite":
+        return sum(1 for link in links if link == str(database["NAME"]))
+    port = int(database.get("PORT") or 5432)
+    sockets = {link[8:-1] for link in links if link.startswith("socket:[")}
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[9] in sockets:
+                count += 1
+    return count
+
+
 def test_hundreds_of_progress_streams_leave_the_api_answering(platform, alice, token_for):
-    _, _, router_url = platform
+    _, stream_server, router_url = platform
     server = ServerFactory(user=alice, state=Server.State.STARTING)
     ServerEvent.objects.create(server=server, kind=Kind.START_REQUESTED, message="Server requested")
     token = token_for(alice, None)
@@ -118,6 +144,10 @@ def test_hundreds_of_progress_streams_leave_the_api_answering(platform, alice, t
             assert b"text/event-stream" in head
         # far more streams than the hub has threads, and the API still answers
         assert STREAMS > 10 * HUB_THREADS
+        # and the streams hold neither a thread nor a database connection each
+        pid = stream_server.proc.pid
+        assert len(os.listdir(f"/proc/{pid}/task")) <= REQUEST_THREADS + 8
+        assert database_connections(pid) <= REQUEST_THREADS + 1  # the pool's and the feed's
         auth = {"Authorization": f"token {token}"}
         for _ in range(20):
             answer = requests.get(f"{router_url}/hub/api/users/alice", headers=auth, timeout=10)
