@@ -61,14 +61,16 @@ def failed_event(reason: str) -> dict[str, Any]:
 
 
 def event_for(kind: str, progress: int, message: str, url: str) -> tuple[dict[str, Any], bool]:
-    """What a watcher sees for one ServerEvent row, and whether it ends the stream."""
-    if kind in (Kind.START_REQUESTED, Kind.PROGRESS):
-        return {"progress": progress, "message": message}, False
+    """What a watcher sees for one ServerEvent row, and whether it ends the
+    stream. Only ready, failed and a stop end it: a start that reconcile
+    enqueued again (its worker died) goes on, and says so."""
     if kind == Kind.READY:
         return ready_event(url), True
     if kind == Kind.FAILED:
         return failed_event(message), True
-    return failed_event("the server was stopped while starting"), True
+    if kind in (Kind.STOP_REQUESTED, Kind.STOPPED):
+        return failed_event("the server was stopped while starting"), True
+    return {"progress": progress, "message": message}, False
 
 
 def once(event: dict[str, Any], *, fed: bool) -> Iterator[str] | AsyncIterator[str]:

@@ -25,6 +25,7 @@ from tests.browser.test_signup_to_jupyterlab import journey
 from tests.conftest import PASSWORD
 from tests.hubsite.test_make_run import free_port, manage, ours, platform_env, until
 from tests.hubsite.test_supervisor import Running
+from tests.scheduler.processes import own_redis  # noqa: F401 - a fixture, used below
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -61,7 +62,7 @@ def database() -> str:
 
 
 @pytest.fixture
-def ha(tmp_path, database, own_redis):
+def ha(tmp_path, database, own_redis):  # noqa: F811 - the fixture imported above
     data = tmp_path / "data"
     hub_port, router_port, metrics_port, stream_port = (free_port() for _ in range(4))
     env = platform_env(data, hub_port, router_port, metrics_port, stream_port)
@@ -130,7 +131,18 @@ def server_processes(users: tuple[str, ...]) -> list[int]:
 def run_journey(sup, username: str, at=lambda step: None) -> None:
     # Playwright's sync API runs an event loop in its thread: the browser gets its own
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(journey, sup.url, username, at).result()
+        try:
+            pool.submit(journey, sup.url, username, at).result()
+        except BaseException:
+            print("\n".join(said(sup)[-400:]))  # what the platform said, for the report
+            raise
+
+
+def said(sup) -> list[str]:
+    """The platform's output so far (Running.all_lines waits for its exit)."""
+    while not sup.lines.empty():
+        sup.seen.append(sup.lines.get())
+    return sup.seen
 
 
 def test_the_journey_on_two_of_everything_and_again_while_one_of_each_is_killed(ha):

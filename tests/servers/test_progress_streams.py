@@ -75,6 +75,37 @@ def test_the_fed_stream_tells_the_story_the_polled_one_tells(starting, fast_feed
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "ends", "shown"),
+    [
+        (Kind.START_REQUESTED, False, {"progress": 0, "message": "m"}),
+        (Kind.PROGRESS, False, {"progress": 0, "message": "m"}),
+        (Kind.RECONCILED, False, {"progress": 0, "message": "m"}),  # the start goes on
+        (Kind.CULLED, False, {"progress": 0, "message": "m"}),  # its stop request ends it
+        (Kind.READY, True, progress.ready_event("/u/")),
+        (Kind.FAILED, True, progress.failed_event("m")),
+        (Kind.STOP_REQUESTED, True, progress.failed_event("the server was stopped while starting")),
+        (Kind.STOPPED, True, progress.failed_event("the server was stopped while starting")),
+    ],
+)
+def test_what_each_event_kind_shows_and_whether_it_ends_the_stream(kind, ends, shown):
+    assert progress.event_for(kind, 0, "m", "/u/") == (shown, ends)
+
+
+def test_a_start_enqueued_again_by_reconcile_streams_on_to_ready(starting, fast_feed):
+    """Its worker died mid-spawn: reconcile enqueues the start again (a
+    RECONCILED event) and the watchers see it through to ready."""
+    add_event(starting, Kind.PROGRESS, 30, "Starting the server")
+    add_event(starting, Kind.RECONCILED, 0, "Start enqueued again: the worker is dead")
+    add_event(starting, Kind.PROGRESS, 30, "Starting the server")
+    add_event(starting, Kind.READY, 100, "ready")
+    after = progress.first_event_id(starting.pk)
+    polled = list(progress.polled_events(starting.pk, "/u/"))
+    fed = asyncio.run(collect(progress.fed_events(starting.pk, "/u/", after)))
+    assert fed == polled
+    assert [event.get("ready", False) for event in events_in(fed)] == [False] * 4 + [True]
+
+
 def test_a_fed_stream_follows_events_written_while_it_watches(starting, fast_feed):
     async def watch_then_write() -> list[str]:
         after = await sync_to_async(progress.first_event_id)(starting.pk)
