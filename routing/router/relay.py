@@ -645,6 +645,22 @@ class UpstreamSide(asyncio.Protocol):
             where = client.prefix or "the hub"
             client.fail(502, f"Bad gateway: cannot reach the server of {where}: {why}")
 
+    def _hub_hung_up(self, *, replay: bool) -> bool:
+        """A hub closed the connection without a byte of answer (it was killed,
+        most likely): it is passed over from now on, and when REPLAY (an
+        idempotent request without a body) the same request goes to the next
+        hub of its pool. True when it was sent there."""
+        client = self.client
+        pool = client.relay.pool_of(self.address)
+        nxt = pool.refused(self.address) if pool is not None else None
+        if nxt is None or not replay:
+            return False
+        fresh = client.upstream = UpstreamSide(client, nxt, True)
+        fresh.connect()
+        fresh.expect_response()
+        fresh.write(client.head)
+        return True
+
     def _fail_over(self) -> bool:
         """A hub refused: connect to the next one of its pool instead, with the
         same pending bytes (none has reached any hub). False when there is none."""
@@ -831,6 +847,8 @@ class UpstreamSide(asyncio.Protocol):
                 return
             why = "the server closed the connection without answering"
             replayable = not self.got_bytes and client.replayable and client.method in _IDEMPOTENT
+            if self.to_hub and self._hub_hung_up(replay=replayable):  # a hub dying
+                return
             if replayable and client.recheck_route(client.head, why):  # a port someone reused
                 return
             client.fail(502, f"Bad gateway: {why}")

@@ -177,7 +177,7 @@ def make_hub(state: HubState, name: str = "hub") -> type[_Quiet]:
                 self.end_headers()
                 return
             size = self.drain_body()
-            self.reply(200, json.dumps({"who": "hub", "received": size}).encode())
+            self.reply(200, json.dumps({"who": name, "received": size}).encode())
 
     return Hub
 

@@ -145,6 +145,60 @@ def test_a_router_with_two_hubs_keeps_serving_when_one_dies(
         second.stop()
 
 
+class HangUp:
+    """A "hub" that takes each connection, reads the request and closes without
+    a byte of answer: what a hub killed mid-request looks like to the router."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.taken = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.taken += 1
+            conn.recv(65536)
+            conn.close()
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def test_a_request_the_dying_hub_never_answered_is_replayed_only_if_idempotent(
+    hub_state, alice_and_bob
+):
+    """The first hub takes the connection and hangs up without answering. A GET
+    (no body) is sent again to the second hub; a POST is not (it may have been
+    done): the client gets the 502, as with one hub."""
+    dying, alive = HangUp(), Running(make_hub(hub_state, "hub-2"))
+    routers = [launch_router(f"{dying.url},{alive.url}", TOKEN, workers=1) for _ in range(2)]
+    try:
+        status, seen = raw_get(routers[0], "/hub/home")
+        assert (status, seen["who"]) == (200, "hub-2")
+        conn = http.client.HTTPConnection("127.0.0.1", routers[1].port, timeout=10)
+        conn.request("POST", "/hub/api/users/alice/server", body=b"{}")
+        response = conn.getresponse()
+        assert response.status == 502
+        response.read()
+        conn.close()
+        # the hub that hung up is passed over from then on: the next POST is answered
+        conn = http.client.HTTPConnection("127.0.0.1", routers[1].port, timeout=10)
+        conn.request("POST", "/hub/api/users/alice/server", body=b"{}")
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())["who"]) == (200, "hub-2")
+        conn.close()
+    finally:
+        for router in routers:
+            router.stop()
+        dying.stop()
+        alive.stop()
+
+
 def test_user_without_route_goes_to_the_hubs_user_page_with_query_kept(shared):
     _, seen = raw_get(shared, "/user/carol/lab/tree?reset=1")
     assert (seen["who"], seen["path"]) == ("hub", "/hub/user/carol/lab/tree?reset=1")
