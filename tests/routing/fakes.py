@@ -81,6 +81,16 @@ def make_backend(name: str) -> type[Backend]:
     return type(f"Backend_{name}", (Backend,), {"name": name})
 
 
+class Clock:
+    """A clock that moves only when a test sets `now`."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class HubState:
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from routing.router.hubs import HubPool, split_urls
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.routing.fakes import Clock
 
 
 @pytest.fixture

@@ -9,15 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from routing.router.client import HubClient, RouteSync
-from tests.routing.fakes import TOKEN, HubState, Running, make_hub
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.routing.fakes import TOKEN, Clock, HubState, Running, make_hub
 
 
 @pytest.fixture

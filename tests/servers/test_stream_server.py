@@ -25,6 +25,7 @@ from django.db import connection
 from hubsite.asgi import REQUEST_THREADS
 from servers.models import Server, ServerEvent
 from tests.factories import ServerFactory
+from tests.hubsite.test_make_run import free_port
 from tests.live import ROOT, launch_router, wait_for
 from tests.scheduler.processes import HubProcess, process_env
 
@@ -33,12 +34,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Kind = ServerEvent.Kind
 HUB_THREADS = 2 * 8  # HubProcess: 2 gunicorn workers of 8 threads
 STREAMS = 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
