@@ -705,11 +705,48 @@ def main(argv: list[str]) -> Job | None:
     return job
 
 
+def run_entrypoint(entrypoint: str) -> None:
+    """In a forked child: run ENTRYPOINT as exec would, then exit as the
+    interpreter would (non-daemon threads joined, atexit handlers run, output
+    flushed) but without tearing the interpreter down. A server forked from
+    the zygote shares with it every page of what was imported, and freeing
+    that object by object writes to each page, so the kernel copies them all:
+    1.4-2 s after a stopped server had closed its port, which every stop
+    waited for (the hub marks a server stopped once its process is gone), against
+    0.06-0.14 s this way. The memory goes back with the process anyway."""
+    import atexit
+    import runpy
+    import threading
+
+    code = 0
+    try:
+        runpy.run_path(entrypoint, run_name="__main__")
+    except SystemExit as exc:
+        code = _exit_status(exc.code)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    with contextlib.suppress(BaseException):
+        threading._shutdown()  # type: ignore[attr-defined]  # what finalization does first
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    _flush()
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """sys.exit(CODE) as the interpreter turns it into a status."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    with contextlib.suppress(OSError, ValueError):
+        print(code, file=sys.stderr)
+    return 1
+
+
 if __name__ == "__main__":
     _job = main(sys.argv[1:])
     if _job is None:
         sys.exit(0)
-    # a forked child: run the entrypoint script as exec would, interpreter exit included
-    import runpy
-
-    runpy.run_path(_job.entrypoint, run_name="__main__")
+    run_entrypoint(_job.entrypoint)  # a forked child
