@@ -28,6 +28,7 @@ from accounts.models import User
 from accounts.validators import validate_server_name
 from accounts.views import approved_login_required
 from servers import hosts, services
+from servers.addressing import addressed_server
 from servers.forms import NamedServerForm, SpawnForm
 from servers.models import Server
 
@@ -236,6 +237,17 @@ def user_route(request: HttpRequest, username: str, rest: str = "") -> HttpRespo
     candidates = ["", first] if "/" in rest else [""]
     if not any(Access(who).on_server("access:servers", username, n) for n in candidates):
         raise Http404("No access to resources or resources not found")
+    # a script polling the API of a server that is not running yet: answered
+    # from one query (servers/addressing.py); everything else reads the models
+    addressed = addressed_server(username, rest)
+    if addressed is None:
+        raise Http404("No User matches the given query.")
+    if (
+        addressed.state != State.RUNNING
+        and not hosts.is_hostless(username)
+        and _wants_json(request, rest)
+    ):
+        return _not_running_json(request, username, addressed.server_name)
     owner = get_object_or_404(User, username=username)
     return _route(request, owner, _server_for_path(owner, rest), rest)
 
@@ -252,7 +264,7 @@ def _route(request: HttpRequest, owner: User, server: Server, rest: str) -> Http
         return _render_hostless(request, owner)
     if server.state == State.RUNNING:
         return _bounce_to_server(request, server, hosts.browser_url(owner.username, target))
-    if prefers_json(request.META.get("HTTP_ACCEPT", "")) or "api" in rest.split("/"):
+    if _wants_json(request, rest):
         return _not_running_json(request, owner.username, server.name)
     # a start that failed shows its reason on the pending page; a server that ran
     # and then died gets the "not running" prompt, as in JupyterHub
@@ -270,6 +282,11 @@ def _route(request: HttpRequest, owner: User, server: Server, rest: str) -> Http
     }
     # 424 like JupyterHub: frontends polling the API recognise "server not running"
     return render(request, "servers/not_running.html", context, status=424)
+
+
+def _wants_json(request: HttpRequest, rest: str) -> bool:
+    """An API client (JupyterHub's rule): JSON accepted first, or an /api/ path."""
+    return prefers_json(request.META.get("HTTP_ACCEPT", "")) or "api" in rest.split("/")
 
 
 def prefers_json(accept: str) -> bool:

@@ -52,10 +52,11 @@ class RouteTableView(ProxyScopeView):
 class RouteLookupView(ProxyScopeView):
     def get(self, request: Request) -> Response:
         path = request.query_params.get("path", "")
-        server = routes.lookup(path)
-        if server is None:
+        found = routes.lookup(path)
+        if found is None:
             raise exceptions.NotFound(f"No route for {path}")
-        return Response({"prefix": server.prefix, "route": routes.route_of(server)})
+        prefix, route = found
+        return Response({"prefix": prefix, "route": route})
 
 
 class RouteActivityView(ProxyScopeView):

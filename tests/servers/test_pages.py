@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from servers.models import Server, ServerEvent
-from tests.factories import ProfileFactory, ServerFactory
+from tests.factories import ProfileFactory, ServerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 State = Server.State
@@ -568,3 +568,24 @@ def test_admin_profile_pages_render(staff, gpu):
     assert staff.get("/hub/admin/servers/profile/").status_code == 200
     assert staff.get(f"/hub/admin/servers/profile/{gpu.pk}/change/").status_code == 200
     assert staff.get("/hub/admin/servers/profile/add/").status_code == 200
+
+
+def test_a_token_on_a_starting_servers_api_gets_424_json_and_a_running_named_one_a_bounce(
+    client, alice, token_for
+):
+    ServerFactory(user=alice, state=Server.State.STARTING)
+    running(alice, "box")
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(alice)}"}
+    pending = client.get("/hub/user/alice/api/status", **auth)
+    assert pending.status_code == 424
+    assert pending.json()["message"].endswith(
+        "Restart the server at http://testserver/hub/spawn/alice"
+    )
+    bounced = client.get("/hub/user/alice/box/api/status", **auth)
+    assert bounced["Location"] == "/user/alice/box/api/status?redirects=1"
+
+
+def test_a_token_for_a_user_that_does_not_exist_gets_404(client, alice, token_for):
+    admin = UserFactory(username="root", is_superuser=True)
+    auth = {"HTTP_AUTHORIZATION": f"token {token_for(admin)}"}
+    assert client.get("/hub/user/nobody/api/status", **auth).status_code == 404
