@@ -7,10 +7,11 @@ watches the file's directory with inotify and pulls as soon as the file is
 replaced: a change reaches its table in milliseconds, and an idle hub answers
 one slow safety poll per worker every `woken_interval` instead of one a second.
 
-The worker only relies on the file (and so polls slowly) while the file keeps
-up with the feed: after each pull the file must name the very version the
-route API answered (RouteSync.note_wake_file; a newer one is a change still
-on its way, and its own wake follows). A hub on another machine,
+The worker only relies on the file (and so polls slowly, and looks up no
+path its table misses) once it has seen the file replaced, and while the file
+keeps up with the feed: after each pull the file must name the very version
+the route API answered (RouteSync.note_wake_file; a newer one is a change
+still on its way, and its own wake follows). A hub on another machine,
 or one that writes elsewhere, leaves the file behind, and the worker goes on
 polling every second as before. Either way the routes themselves only ever
 come from the route API."""
@@ -18,25 +19,18 @@ come from the route API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import os
-import struct
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from routing.router.inotify import FolderWatch
 
 if TYPE_CHECKING:
     from routing.router.client import RouteSync
 
 log = logging.getLogger("routing.router")
-
-IN_CLOSE_WRITE = 0x00000008
-IN_MOVED_TO = 0x00000080
-IN_NONBLOCK = 0o4000
-IN_CLOEXEC = 0o2000000
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then the name
 
 
 def read_version(path: Path) -> str | None:
@@ -64,46 +58,30 @@ async def watch_forever(path: Path, sync: RouteSync) -> None:
     """Wake SYNC whenever PATH is replaced. Runs until cancelled; without
     inotify (not Linux, or out of watches) it logs why and returns, and the
     worker polls as if there were no file."""
-    libc = ctypes.CDLL(None, use_errno=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        watch = FolderWatch(path.parent)
     except OSError as exc:
         log.info("not watching %s: %s", path, exc)
         return
-    fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-    if fd < 0:
-        log.info("not watching %s: inotify: %s", path, os.strerror(ctypes.get_errno()))
-        return
-    try:
-        mask = IN_MOVED_TO | IN_CLOSE_WRITE
-        if libc.inotify_add_watch(fd, os.fsencode(path.parent), mask) < 0:
-            errno = ctypes.get_errno()
-            log.info("not watching %s: inotify: %s", path, os.strerror(errno))
-            return
+    with watch:
         replaced = asyncio.Event()
+        name = os.fsencode(path.name)
         loop = asyncio.get_running_loop()
-        loop.add_reader(fd, _drain, fd, os.fsencode(path.name), replaced)
+
+        def on_event() -> None:
+            if name in watch.names():
+                replaced.set()
+
+        loop.add_reader(watch.fd, on_event)
         sync.watching = True
         sync.wake()  # whatever changed before the watch began
         try:
             while True:
                 await replaced.wait()
                 replaced.clear()
+                sync.file_replaced = True
                 sync.wake(read_version(path))
         finally:
             sync.watching = False
-            loop.remove_reader(fd)
-    finally:
-        os.close(fd)
-
-
-def _drain(fd: int, name: bytes, replaced: asyncio.Event) -> None:
-    with contextlib.suppress(BlockingIOError):
-        while data := os.read(fd, 65536):
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                _wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                start = offset + _EVENT.size
-                if data[start : start + length].rstrip(b"\0") == name:
-                    replaced.set()
-                offset = start + length
+            loop.remove_reader(watch.fd)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kombu import Connection
+
+from hubsite import broker
 
 TRANSPORT = "hubsite.broker:Transport"
 PUBLISHERS = 4
@@ -156,3 +159,55 @@ def test_a_live_consumers_claim_waits_for_the_visibility_timeout(tmp_path):
         with Connection("filesystem://", transport=TRANSPORT, transport_options=expired) as other:
             assert other.SimpleQueue("spawns").get(timeout=5).payload == {"n": 1}
         held.ack()
+
+
+def _publish_later(folder: Path, payload: dict[str, int], delay: float) -> threading.Thread:
+    def put() -> None:
+        time.sleep(delay)
+        with Connection(
+            "filesystem://", transport=TRANSPORT, transport_options=_options(folder)
+        ) as conn:
+            conn.SimpleQueue("spawns").put(payload)
+
+    thread = threading.Thread(target=put)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_consumer_takes_a_message_when_it_arrives_not_at_its_next_poll(
+    tmp_path, monkeypatch
+):
+    # kombu's loop sleeps the whole poll interval (here: the get's 20 s) between
+    # its look before the message came and the next one
+    monkeypatch.setattr(broker, "SCAN_EVERY", 60.0)
+    options = {**_options(tmp_path), "polling_interval": 60.0}
+    with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as conn:
+        queue = conn.SimpleQueue("spawns")
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.1)  # the consumer is waiting when the message comes
+        publisher = _publish_later(tmp_path, {"n": 7}, delay=0.3)
+        began = time.monotonic()
+        message = queue.get(timeout=20)
+        assert message.payload == {"n": 7}
+        assert time.monotonic() - began < 10
+        message.ack()
+        publisher.join()
+
+
+def test_an_idle_consumer_looks_at_its_folder_about_once_a_second(tmp_path, monkeypatch):
+    looks = []
+    real_listdir = os.listdir
+
+    def counting_listdir(path):
+        if str(path) == str(tmp_path):
+            looks.append(time.monotonic())
+        return real_listdir(path)
+
+    monkeypatch.setattr(broker.os, "listdir", counting_listdir)
+    options = {**_options(tmp_path), "polling_interval": 0.01}
+    with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as conn:
+        queue = conn.SimpleQueue("spawns")
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=2.5)
+    # kombu's loop would have looked ~250 times at a 10 ms poll interval
+    assert 1 <= len(looks) <= 6
