@@ -76,6 +76,9 @@ class HubClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # the hub is ours to reach directly: no HTTP(S)_PROXY or .netrc,
+            # which requests would otherwise look up again on every call
+            session.trust_env = False
             session.headers.update(self._headers)
         return session
 
@@ -201,6 +204,9 @@ class RouteSync:
     # the hub's wake file (routing/router/wakefile.py): watched, and keeping up
     wake_file: Path | None = None
     watching: bool = False
+    # the file was replaced while watched: a hub writes it, not just an old
+    # file left by another hub whose number happens to match ours
+    file_replaced: bool = False
     _file_current: bool = False
     _woken: asyncio.Event | None = None
     _changed: int = 0  # table changes from syncs; the snapshot saves the newest
@@ -239,12 +245,17 @@ class RouteSync:
         self.note_wake_file()
 
     def note_wake_file(self) -> None:
-        """Rely on the wake file only while it names the version the hub just
-        gave us: otherwise nobody writes it for this hub (or a number left by
-        an earlier database is in it)."""
+        """Rely on the wake file only once it has been replaced while watched,
+        and while it names the version the hub just gave us: otherwise nobody
+        writes it for this hub (or a number left by an earlier database, or by
+        a hub on another database that happens to match ours, is in it)."""
         if self.wake_file is None:
             return
-        current = self.version is not None and read_version(self.wake_file) == self.version
+        current = (
+            self.file_replaced
+            and self.version is not None
+            and read_version(self.wake_file) == self.version
+        )
         if current != self._file_current:
             log.info(
                 "%s the wake file %s",
@@ -252,6 +263,13 @@ class RouteSync:
                 self.wake_file,
             )
         self._file_current = current
+
+    def announced_all(self) -> bool:
+        """The wake file, trusted (it has kept up with this hub), names the
+        version our table is at: the hub has no change we have not pulled."""
+        if self.wake_file is None or not (self.watching and self._file_current):
+            return False
+        return self.version is not None and read_version(self.wake_file) == self.version
 
     @property
     def woken(self) -> bool:
@@ -338,9 +356,15 @@ class RouteSync:
         """Ask the hub about a path the table does not know. Negative answers are
         cached per user for `negative_ttl`, identical lookups share one call, and at
         most `max_lookups` run at once, so a flood of unknown names costs the hub
-        little. Hub unreachable = no route (the request goes to the hub's page)."""
+        little. Hub unreachable = no route (the request goes to the hub's page).
+
+        No call at all while the wake file names the very version the table
+        has: the hub announces every route change there right after its commit,
+        so the table already holds every route the hub could name. That was a
+        lookup per poll of a server still starting (bench/spawn.py), half the
+        requests such a poll cost the hub."""
         now = self.clock()
-        if self._negative.get(user, 0.0) > now:
+        if self._negative.get(user, 0.0) > now or self.announced_all():
             return None
         key = (user, segment)
         pending = self._inflight.get(key)

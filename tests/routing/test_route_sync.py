@@ -58,3 +58,34 @@ def test_other_hub_redirects_keep_the_cached_miss(sync):
     routes.hub_redirected("/user/other/")
     assert resolve(routes, "late") is None
     assert len(state.lookups) == 1
+
+
+def test_no_lookup_is_made_while_the_wake_file_names_the_tables_version(sync, tmp_path):
+    """The hub rewrites the wake file right after each route change commits: a
+    table at the version it names has every route, and a miss is a miss."""
+    routes, state, clock = sync
+    routes.wake_file = tmp_path / "routes-changed"
+    routes.watching = routes.file_replaced = True  # as wakefile.watch_forever sets them
+    asyncio.run(routes.sync_once())
+    routes.wake_file.write_text(routes.version)
+    routes.note_wake_file()
+    for _ in range(3):
+        clock.now += routes.policy.negative_ttl + 0.001
+        assert resolve(routes, "ghost") is None
+    assert state.lookups == []
+    state.set_route("/user/ghost/", "http://127.0.0.1:9")  # announced, not pulled yet
+    routes.wake_file.write_text(str(state.version))
+    route = resolve(routes, "ghost")
+    assert route is not None and route.prefix == "/user/ghost/"
+    assert len(state.lookups) == 1
+
+
+def test_a_wake_file_not_kept_by_this_hub_leaves_misses_looked_up(sync, tmp_path):
+    routes, state, _ = sync
+    routes.wake_file = tmp_path / "routes-changed"
+    routes.watching = routes.file_replaced = True
+    asyncio.run(routes.sync_once())
+    routes.wake_file.write_text("999999")  # another database's hub, or none at all
+    routes.note_wake_file()
+    assert resolve(routes, "ghost") is None
+    assert len(state.lookups) == 1

@@ -137,11 +137,25 @@ def test_a_wake_file_that_does_not_keep_up_leaves_the_worker_polling(
     if content is not None:
         follower.wake_file.write_text(content)
     follower.watching = True
+    follower.file_replaced = True  # as the watch reports when something replaces it
     pull(follower)
     assert not follower.woken
     follower.wake_file.write_text(follower.version)
     pull(follower)
     assert follower.woken
+
+
+def test_a_wake_file_never_replaced_while_watched_is_not_relied_on(follower, alice, tmp_path):
+    """A file left by another hub can name our version by chance (a test's
+    fake hub counts 1, 2, 3 too): only a hub that rewrites it is believed."""
+    running(alice)
+    follower.wake_file = tmp_path / "routes-changed"
+    follower.watching = True
+    pull(follower)
+    follower.wake_file.write_text(follower.version)
+    pull(follower)
+    assert not follower.woken
+    assert not follower.announced_all()
 
 
 def test_the_wake_file_is_replaced_whole(tmp_path):
