@@ -188,16 +188,20 @@ def _wait_ready(
     user waits for (bench/spawn.py), so the poll is frequent (20 ms growing to
     50 ms). It stays cheap with many servers starting because, until the port
     accepts connections, only a TCP connect is tried (~0.02 ms of CPU, against
-    ~0.4 ms for an HTTP request through requests). Whether the start is still
-    ours (not cancelled, not taken over) is checked at most every 0.5 s."""
+    ~0.4 ms for an HTTP request through requests). Whether the process still
+    lives is asked every 0.2 s (for a pod that is an API read), whether the
+    start is still ours (not cancelled, not taken over) every 0.5 s."""
     parts = urlsplit(api_url)
     address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     delay = 0.02
     session = requests.Session()
-    next_cancel_check = 0.0
+    session.trust_env = False  # the server itself, never through a proxy from the environment
+    next_cancel_check = next_poll = 0.0
     while True:
-        if spawner.poll(state) is not None:
-            raise SpawnError(spawner.describe_failure(state))
+        if time.monotonic() >= next_poll:  # a process that died is noticed within 0.2 s
+            if spawner.poll(state) is not None:
+                raise SpawnError(spawner.describe_failure(state))
+            next_poll = time.monotonic() + 0.2
         if _accepts_connections(address):
             try:
                 if session.get(api_url, timeout=2).status_code < 500:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -107,3 +110,32 @@ def test_environment_whose_zygote_cannot_start_is_execd_without_retrying(tmp_pat
     with pytest.raises(ZygoteUnavailable, match="exited"):
         zygotes.spawn(cmd, {"PATH": "/usr/bin:/bin"}, env, **kwargs)
     assert zygotes.spawn(cmd, {"PATH": "/usr/bin:/bin"}, env, **kwargs) is None
+
+
+def _own_group(code: str) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """A process leading its own group, as a server does, and its spawner
+    state, once CODE has run up to its "ready" line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc, {"pid": proc.pid, "started": zygote.process_start_time(proc.pid)}
+
+
+def test_stop_kills_a_server_that_ignores_sigterm_once_the_grace_is_over(tmp_path):
+    proc, state = _own_group(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    spawner = LocalProcessSpawner(default_env=str(tmp_path), log_dir=tmp_path)
+    spawner.stop(state, grace=0.5)
+    assert proc.wait(5) == -signal.SIGKILL
+    assert spawner.poll(state) == 0
+
+
+def test_stop_of_a_server_that_exits_on_sigterm_sends_no_sigkill(tmp_path):
+    proc, state = _own_group("import time; print('ready', flush=True); time.sleep(60)")
+    spawner = LocalProcessSpawner(default_env=str(tmp_path), log_dir=tmp_path)
+    spawner.stop(state, grace=30)
+    assert proc.wait(5) == -signal.SIGTERM
+    assert spawner.poll(state) == 0
