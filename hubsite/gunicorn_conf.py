@@ -4,8 +4,10 @@ one variable that says where the hub listens (the router and the README read
 the same one).
 
 The access log leaves out the router's successful route polls (`GET
-/hub/api/routes...`, one a second per router worker: most of the log) unless
-HUB_LOG_LEVEL is DEBUG; failed polls are still logged."""
+/hub/api/routes...`, one a second per router worker: most of the log) and its
+lookups that find no route (a 404 from `/hub/api/routes/lookup`: the request
+that missed comes to the hub next and is logged itself) unless HUB_LOG_LEVEL is
+DEBUG; failed polls are still logged."""
 
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ from gunicorn.glogging import Logger
 from hubsite.env import bind_address, env_str
 
 ROUTE_POLL_PREFIX = "/hub/api/routes"
+ROUTE_LOOKUP = "/hub/api/routes/lookup"
 
 
 def is_quiet_request(path: str, status: int | None, *, debug: bool) -> bool:
-    """A request the access log skips: a successful route poll, below DEBUG."""
-    return not debug and path.startswith(ROUTE_POLL_PREFIX) and status is not None and status < 400
+    """A request the access log skips below DEBUG: a successful route poll, or
+    a lookup that found no route."""
+    if debug or status is None or not path.startswith(ROUTE_POLL_PREFIX):
+        return False
+    return status < 400 or (status == 404 and path == ROUTE_LOOKUP)
 
 
 class HubLogger(Logger):

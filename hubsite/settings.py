@@ -371,5 +371,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("HUB_LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # Django also logs every 4xx as a WARNING line; the access log of gunicorn
+        # (and uvicorn) already has each request with its status, and a server
+        # that is still starting is polled through the hub (404/424) many times
+        # a second: that second line cost the hub and the supervisor ~10% of the
+        # CPU of a start+stop (bench/spawn.py). 5xx are still logged with tracebacks.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -39,9 +39,13 @@ def test_a_bind_url_that_is_not_http_host_port_is_refused_by_name(url):
         ("/hub/api/routes", 200, True, False),
         ("/hub/api/routes", 401, False, False),
         ("/hub/api/routes", 500, False, False),
+        ("/hub/api/routes/lookup", 404, False, True),
+        ("/hub/api/routes/lookup", 404, True, False),
+        ("/hub/api/routes/lookup", 403, False, False),
+        ("/hub/api/routes", 404, False, False),
         ("/hub/api/users", 200, False, False),
         ("/hub/home", 200, False, False),
     ],
 )
-def test_only_successful_route_polls_leave_the_access_log_below_debug(path, status, debug, quiet):
+def test_only_successful_route_polls_and_lookup_misses_leave_the_access_log_below_debug(path, status, debug, quiet):
     assert gunicorn_conf.is_quiet_request(path, status, debug=debug) is quiet
