@@ -22,6 +22,7 @@ HUB_DATABASE_URL / HUB_REDIS_URL are set (a throw-away database and Redis db
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -43,6 +44,8 @@ from _common import (
     ROOT,
     WORK,
     cmdline,
+    cpu_seconds,
+    descendants,
     free_port,
     median,
     print_table,
@@ -58,6 +61,21 @@ HUB_VENV = ROOT / ".venv"
 
 
 Result = tuple[float, float, float]  # spawn s, stop s, control-plane CPU s
+
+# which part of a control plane a process is, from its command line (first match)
+ROLES = (
+    ("hubsite.supervisor", "supervisor"),
+    ("gunicorn", "hub"),
+    ("routing.router", "router"),
+    ("celery", "worker"),
+    ("configurable-http-proxy", "proxy"),
+    ("jupyterhub", "hub"),
+)
+
+
+def role(pid: int) -> str:
+    line = cmdline(pid)
+    return next((name for needle, name in ROLES if needle in line), "other")
 
 
 class BenchError(RuntimeError):
@@ -199,6 +217,9 @@ class Bare:
 
     def cpu(self) -> float:
         return float("nan")  # no hub: nothing but the server itself
+
+    def cpu_parts(self) -> dict[str, float]:
+        return {}
 
     def spawn(self, count: int) -> tuple[list[Span], float]:
         procs: list[subprocess.Popen[bytes]] = []
@@ -349,6 +370,15 @@ class Hub:
         """CPU seconds used so far by the hub's processes (hub, proxy or router,
         workers), without the single-user servers they started."""
         return sum(tree_cpu_seconds(p.pid, skip=is_singleuser) for p in self.procs)
+
+    def cpu_parts(self) -> dict[str, float]:
+        """cpu(), per role (hub, router or proxy, worker, supervisor)."""
+        parts: dict[str, float] = {}
+        for proc in self.procs:
+            for pid in [proc.pid, *descendants(proc.pid, skip=is_singleuser)]:
+                with contextlib.suppress(OSError):  # exited between listing and reading
+                    parts[role(pid)] = parts.get(role(pid), 0.0) + cpu_seconds(pid)
+        return parts
 
     def close(self) -> None:
         for proc in self.procs:
@@ -621,10 +651,16 @@ def start_systems(
 
 
 def measure(
-    systems: dict[str, Bare | Hub], errors: dict[str, str], count: int, rounds: int, poll: float
+    systems: dict[str, Bare | Hub],
+    errors: dict[str, str],
+    count: int,
+    rounds: int,
+    poll: float,
+    parts: dict[str, list[dict[str, float]]] | None = None,
 ) -> dict[str, list[Result]]:
     """Interleaved rounds (the order rotates); per system and round:
-    (spawn s, stop s, control-plane CPU s of the start + stop cycle)."""
+    (spawn s, stop s, control-plane CPU s of the start + stop cycle), and in
+    PARTS that CPU per role."""
     found: dict[str, list[Result]] = {name: [] for name in systems}
     names = list(systems)
     for r in range(rounds if names else 0):
@@ -633,6 +669,7 @@ def measure(
                 continue
             system = systems[name]
             system.poll = poll
+            parts_before = system.cpu_parts()
             cpu_before = system.cpu()
             try:
                 spans, stopped = system.spawn(count)
@@ -642,6 +679,11 @@ def measure(
                 continue
             cpu = system.cpu() - cpu_before
             found[name].append((total(spans), stopped, cpu))
+            if parts is not None:
+                after = system.cpu_parts()
+                parts.setdefault(name, []).append(
+                    {k: v - parts_before.get(k, 0.0) for k, v in after.items()}
+                )
             print(
                 f"  round {r + 1}, {count} user(s), {name}: {total(spans):.2f} s"
                 f" (stop {stopped:.2f} s, control-plane CPU {cpu:.2f} s)",
@@ -696,6 +738,14 @@ def report(
     rows = [
         ratio_row("1 user <= 1.15x bare start", one, "ours", "bare", 1.15),
         ratio_row(f"{args.crowd} users <= 0.7x JupyterHub", crowd, "ours", "jupyterhub", 0.7),
+        ratio_row(
+            "control-plane CPU, 1 user start+stop <= 0.5x JupyterHub",
+            one,
+            "ours",
+            "jupyterhub",
+            0.5,
+            index=2,
+        ),
         ratio_row("(info) JupyterHub 1 user vs bare", one, "jupyterhub", "bare", None),
         ratio_row(f"(info) {args.crowd} users: ours vs bare", crowd, "ours", "bare", None),
     ]
@@ -708,11 +758,18 @@ def report(
 
 
 def ratio_row(
-    label: str, found: dict[str, list[Result]], a: str, b: str, limit: float | None
+    label: str,
+    found: dict[str, list[Result]],
+    a: str,
+    b: str,
+    limit: float | None,
+    index: int = 0,
 ) -> list[str]:
-    """A vs B: the verdict is on the ratio of medians; the median of ratios
-    within each round (measured minutes apart) shows how steady that is."""
-    first, second = [v[0] for v in found.get(a, [])], [v[0] for v in found.get(b, [])]
+    """A vs B on the INDEXth figure of each Result (0: spawn time, 2: CPU):
+    the verdict is on the ratio of medians; the median of ratios within each
+    round (measured minutes apart) shows how steady that is."""
+    first = [v[index] for v in found.get(a, [])]
+    second = [v[index] for v in found.get(b, [])]
     if not first or not second:
         return [label, "not measured", "-", "-", "NO RESULT" if limit else ""]
     ratio = median(first) / median(second)
@@ -720,6 +777,32 @@ def ratio_row(
     verdict = "" if limit is None else ("PASS" if ratio <= limit else "FAIL")
     measured = f"{median(first):.2f} s vs {median(second):.2f} s"
     return [label, measured, f"{ratio:.2f}x", f"{paired:.2f}x", verdict]
+
+
+def report_cpu_parts(
+    names: Sequence[str], labels: dict[str, str], parts: dict[str, list[dict[str, float]]]
+) -> None:
+    """Where the control-plane CPU of one start+stop goes, per process role."""
+    shown = [n for n in names if parts.get(n)]
+    if not shown:
+        return
+    roles = sorted({r for n in shown for cycle in parts[n] for r in cycle})
+    print("\ncontrol-plane CPU of 1 user start+stop, per process role (median, ms):")
+    print_table(
+        ["role", *[labels[n] for n in shown]],
+        [
+            [
+                r,
+                *[
+                    f"{median([c.get(r, 0.0) for c in parts[n]]) * 1000:.0f}"
+                    if any(r in c for c in parts[n])
+                    else "-"
+                    for n in shown
+                ],
+            ]
+            for r in roles
+        ],
+    )
 
 
 def report_breakdown(found: dict[int, dict[str, list[float]]]) -> None:
@@ -748,7 +831,8 @@ def main() -> int:
             "ours": "this platform",
             "jupyterhub": f"JupyterHub {JH_VERSION}",
         }
-        one = measure(systems, errors, 1, args.runs, args.poll)
+        parts: dict[str, list[dict[str, float]]] = {}
+        one = measure(systems, errors, 1, args.runs, args.poll, parts)
         crowd = measure(systems, errors, args.crowd, args.crowd_runs, args.crowd_poll)
         print(f"\nmachine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
         print(
@@ -763,6 +847,7 @@ def main() -> int:
             f" ({args.crowd} users), same for every system"
         )
         report(names, labels, one, crowd, args, errors)
+        report_cpu_parts(names, labels, parts)
         ours = systems.get("ours")
         if isinstance(ours, Hub) and ours.history:
             report_breakdown(breakdown(ours))
