@@ -47,5 +47,5 @@ def test_a_bind_url_that_is_not_http_host_port_is_refused_by_name(url):
         ("/hub/home", 200, False, False),
     ],
 )
-def test_only_successful_route_polls_and_lookup_misses_leave_the_access_log_below_debug(path, status, debug, quiet):
+def test_route_polls_and_lookup_misses_leave_the_access_log_below_debug(path, status, debug, quiet):
     assert gunicorn_conf.is_quiet_request(path, status, debug=debug) is quiet
