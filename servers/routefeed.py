@@ -74,6 +74,7 @@ def append(changes: list[Change]) -> None:
         return
     with transaction.atomic():
         last = _advance(len(changes))
+        _mark_pending()
         first = last - len(changes) + 1
         RouteChange.objects.bulk_create(
             RouteChange(id=first + i, **vars(change)) for i, change in enumerate(changes)
@@ -133,6 +134,17 @@ def _redis() -> Any:  # redis.Redis, imported lazily
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
     )
+
+
+def _mark_pending() -> None:
+    """Say in the wake file, before the commit, that a change is coming: a
+    client may see the change (a server now running) before wake_routers
+    runs, and routers ask the hub about misses until the number is there."""
+    if settings.HUB_ROUTE_WAKE_FILE:
+        try:
+            wakefile.announce_pending(Path(settings.HUB_ROUTE_WAKE_FILE))
+        except OSError as exc:
+            log.info("could not write the wake file: %s", exc)
 
 
 def wake_routers(last: int) -> None:

@@ -38,7 +38,7 @@ from routing.router.table import (
     classify,
     parse_route,
 )
-from routing.router.wakefile import read_version
+from routing.router.wakefile import PENDING, read_version, read_wake
 
 log = logging.getLogger("routing.router")
 
@@ -251,11 +251,10 @@ class RouteSync:
         a hub on another database that happens to match ours, is in it)."""
         if self.wake_file is None:
             return
-        current = (
-            self.file_replaced
-            and self.version is not None
-            and read_version(self.wake_file) == self.version
-        )
+        text = read_wake(self.wake_file)
+        if text == PENDING:  # a change on its way: its number decides
+            return
+        current = self.file_replaced and self.version is not None and text == self.version
         if current != self._file_current:
             log.info(
                 "%s the wake file %s",
@@ -359,8 +358,9 @@ class RouteSync:
         little. Hub unreachable = no route (the request goes to the hub's page).
 
         No call at all while the wake file names the very version the table
-        has: the hub announces every route change there right after its commit,
-        so the table already holds every route the hub could name. That was a
+        has: the hub marks the file pending before a route change commits and
+        writes its number right after, so the table holds every route the hub
+        could name. That was a
         lookup per poll of a server still starting (bench/spawn.py), half the
         requests such a poll cost the hub."""
         now = self.clock()

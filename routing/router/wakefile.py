@@ -33,13 +33,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("routing.router")
 
 
-def read_version(path: Path) -> str | None:
-    """The change id in PATH, or None when there is none to read."""
+PENDING = "pending"  # a change is being committed: its number follows
+
+
+def read_wake(path: Path) -> str | None:
+    """What PATH says: a change id, PENDING, or None (no file, or garbled)."""
     try:
         text = path.read_text().strip()
     except OSError:
         return None
-    return text if text.isdigit() else None
+    return text if text.isdigit() or text == PENDING else None
+
+
+def read_version(path: Path) -> str | None:
+    """The change id in PATH, or None when there is none to read."""
+    text = read_wake(path)
+    return None if text == PENDING else text
 
 
 def announce(path: Path, last: int) -> None:
@@ -48,9 +57,20 @@ def announce(path: Path, last: int) -> None:
     wins, even with an older number (two hub processes committing at once, or
     a file left by an earlier database whose feed was further on): a worker
     relies on the file only while it names exactly what the API answered."""
+    _replace(path, str(last))
+
+
+def announce_pending(path: Path) -> None:
+    """Before the commit of a route change: until the number follows, a worker
+    whose table misses a path asks the hub (RouteSync.announced_all), as the
+    change may be visible to a client before it is announced."""
+    _replace(path, PENDING)
+
+
+def _replace(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_text(str(last))
+    partial.write_text(text)
     os.replace(partial, path)
 
 
@@ -81,7 +101,9 @@ async def watch_forever(path: Path, sync: RouteSync) -> None:
                 await replaced.wait()
                 replaced.clear()
                 sync.file_replaced = True
-                sync.wake(read_version(path))
+                version = read_version(path)
+                if version is not None:  # PENDING: its number comes with its own event
+                    sync.wake(version)
         finally:
             sync.watching = False
             loop.remove_reader(watch.fd)

@@ -205,3 +205,25 @@ def _lock_waiters() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
         return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_wake_file_says_pending_before_a_route_change_commits_and_its_number_after(
+    alice, settings, tmp_path
+):
+    """A client can see a server running before the hub has announced the
+    change; meanwhile the file must not name a version a router has pulled."""
+    from routing.router import wakefile
+
+    wake = tmp_path / "routes-changed"
+    settings.HUB_ROUTE_WAKE_FILE = str(wake)
+    settings.HUB_REDIS_URL = ""
+    server = ServerFactory(user=alice, state=Server.State.STARTING)
+    seen_inside = []
+    with transaction.atomic():
+        Server.objects.filter(pk=server.pk).update(
+            state=Server.State.RUNNING, url="http://127.0.0.1:41234"
+        )
+        seen_inside.append(wakefile.read_wake(wake))
+    assert seen_inside == [wakefile.PENDING]
+    assert wakefile.read_version(wake) == str(routefeed.last_id())

@@ -89,3 +89,21 @@ def test_a_wake_file_not_kept_by_this_hub_leaves_misses_looked_up(sync, tmp_path
     routes.note_wake_file()
     assert resolve(routes, "ghost") is None
     assert len(state.lookups) == 1
+
+
+def test_misses_are_looked_up_while_a_change_is_pending_and_trust_is_kept(sync, tmp_path):
+    from routing.router import wakefile
+
+    routes, state, _ = sync
+    routes.wake_file = tmp_path / "routes-changed"
+    routes.watching = routes.file_replaced = True
+    asyncio.run(routes.sync_once())
+    routes.wake_file.write_text(routes.version)
+    routes.note_wake_file()
+    assert routes.woken
+    wakefile.announce_pending(routes.wake_file)  # committing: clients may already see it
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    route = resolve(routes, "late")
+    assert route is not None and route.prefix == "/user/late/"
+    routes.note_wake_file()
+    assert routes.woken  # a pending change is no reason to start polling every second
