@@ -112,8 +112,13 @@ class HandedOff(asyncio.Protocol):
     # --- client -> mitmproxy ------------------------------------------------------
 
     def pump(self) -> None:
-        """Feed mitmproxy every complete, valid piece of the buffer."""
+        """Feed mitmproxy every complete, valid piece of the buffer. A head
+        with a body goes in together with the body bytes read with it, once
+        they passed their checks: mitmproxy streams, so a head fed first could
+        reach the server before a body over the limit (or broken) in the very
+        same read was refused."""
         buf = self.buf
+        held = b""  # a head whose body bytes in BUF are still to be checked
         while buf and not self.closed and self.refusal is None and not self.tunnel:
             if self.body is not None:
                 data = bytes(buf)
@@ -122,7 +127,8 @@ class HandedOff(asyncio.Protocol):
                 except HttpError as exc:
                     self.fail(exc.status, f"Bad request body: {exc.message}")
                     return
-                self.reader.feed_data(data[:end])
+                self.reader.feed_data(held + data[:end])
+                held = b""
                 del buf[:end]
                 if self.body.done:
                     self.body = None
@@ -151,7 +157,12 @@ class HandedOff(asyncio.Protocol):
             self.pending.append((request.method, request.upgrade))
             self.holding = request.upgrade
             self.body = body
-            self.reader.feed_data(head)
+            if body is None:
+                self.reader.feed_data(head)
+            else:
+                held = head
+        if held:  # no body byte read yet: the head goes on, the body streams after it
+            self.reader.feed_data(held)
         self._pause("gate", len(buf) > HIGH_WATER)
 
     def fail(self, status: int, message: str) -> None:
