@@ -60,15 +60,21 @@ def test_other_hub_redirects_keep_the_cached_miss(sync):
     assert len(state.lookups) == 1
 
 
+def watch_a_wake_file(routes: RouteSync, tmp_path, content: str | None = None) -> None:
+    """ROUTES synced once, watching a wake file (as wakefile.watch_forever sets
+    it up) that holds CONTENT, by default the version the table is at."""
+    routes.wake_file = tmp_path / "routes-changed"
+    routes.watching = routes.file_replaced = True
+    asyncio.run(routes.sync_once())
+    routes.wake_file.write_text(routes.version if content is None else content)
+    routes.note_wake_file()
+
+
 def test_no_lookup_is_made_while_the_wake_file_names_the_tables_version(sync, tmp_path):
     """The hub rewrites the wake file right after each route change commits: a
     table at the version it names has every route, and a miss is a miss."""
     routes, state, clock = sync
-    routes.wake_file = tmp_path / "routes-changed"
-    routes.watching = routes.file_replaced = True  # as wakefile.watch_forever sets them
-    asyncio.run(routes.sync_once())
-    routes.wake_file.write_text(routes.version)
-    routes.note_wake_file()
+    watch_a_wake_file(routes, tmp_path)
     for _ in range(3):
         clock.now += routes.policy.negative_ttl + 0.001
         assert resolve(routes, "ghost") is None
@@ -82,11 +88,7 @@ def test_no_lookup_is_made_while_the_wake_file_names_the_tables_version(sync, tm
 
 def test_a_wake_file_not_kept_by_this_hub_leaves_misses_looked_up(sync, tmp_path):
     routes, state, _ = sync
-    routes.wake_file = tmp_path / "routes-changed"
-    routes.watching = routes.file_replaced = True
-    asyncio.run(routes.sync_once())
-    routes.wake_file.write_text("999999")  # another database's hub, or none at all
-    routes.note_wake_file()
+    watch_a_wake_file(routes, tmp_path, "999999")  # another database's hub, or none
     assert resolve(routes, "ghost") is None
     assert len(state.lookups) == 1
 
@@ -95,11 +97,7 @@ def test_misses_are_looked_up_while_a_change_is_pending_and_trust_is_kept(sync, 
     from routing.router import wakefile
 
     routes, state, _ = sync
-    routes.wake_file = tmp_path / "routes-changed"
-    routes.watching = routes.file_replaced = True
-    asyncio.run(routes.sync_once())
-    routes.wake_file.write_text(routes.version)
-    routes.note_wake_file()
+    watch_a_wake_file(routes, tmp_path)
     assert routes.woken
     wakefile.announce_pending(routes.wake_file)  # committing: clients may already see it
     state.set_route("/user/late/", "http://127.0.0.1:9")
