@@ -74,14 +74,14 @@ def append(changes: list[Change]) -> None:
         return
     with transaction.atomic():
         last = _advance(len(changes))
-        _mark_pending()
         first = last - len(changes) + 1
+        _mark_pending(first)
         RouteChange.objects.bulk_create(
             RouteChange(id=first + i, **vars(change)) for i, change in enumerate(changes)
         )
         if last // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             RouteChange.objects.filter(id__lte=last - KEEP).delete()
-    transaction.on_commit(lambda: wake_routers(last))
+    transaction.on_commit(lambda: wake_routers(last, first))
 
 
 def _advance(count: int) -> int:
@@ -136,24 +136,25 @@ def _redis() -> Any:  # redis.Redis, imported lazily
     )
 
 
-def _mark_pending() -> None:
-    """Say in the wake file, before the commit, that a change is coming: a
-    client may see the change (a server now running) before wake_routers
-    runs, and routers ask the hub about misses until the number is there."""
+def _mark_pending(first: int) -> None:
+    """Say in the wake file, before the commit, that changes from FIRST come: a
+    client may see it (a server now running) before wake_routers runs, and
+    routers ask the hub about misses until the number is there. Called with
+    the feed's row lock held, which orders these marks as the commits."""
     if settings.HUB_ROUTE_WAKE_FILE:
         try:
-            wakefile.announce_pending(Path(settings.HUB_ROUTE_WAKE_FILE))
+            wakefile.announce_pending(Path(settings.HUB_ROUTE_WAKE_FILE), first)
         except OSError as exc:
             log.info("could not write the wake file: %s", exc)
 
 
-def wake_routers(last: int) -> None:
-    """Tell routers there is a change up to LAST, through the wake file (routers
-    on this machine) and Redis when there is one. Best effort: a router that
-    misses it pulls on its next poll."""
+def wake_routers(last: int, first: int | None = None) -> None:
+    """Tell routers there are changes FIRST..LAST, through the wake file
+    (routers on this machine) and Redis when there is one. Best effort: a
+    router that misses it pulls on its next poll."""
     if settings.HUB_ROUTE_WAKE_FILE:
         try:
-            wakefile.announce(Path(settings.HUB_ROUTE_WAKE_FILE), last)
+            wakefile.announce(Path(settings.HUB_ROUTE_WAKE_FILE), last, first=first)
         except OSError as exc:
             log.info("could not write the wake file: %s", exc)
     if not settings.HUB_REDIS_URL:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ class Router:
     port: int
     proc: subprocess.Popen
     lines: list[str] = field(default_factory=list)  # stderr up to the "listening" line
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))  # and after it
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -101,9 +103,11 @@ def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str
     else:
         proc.wait(10)
         raise AssertionError("router did not start:\n" + "".join(seen))
-    # keep draining stderr so the router never blocks on a full pipe
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
+    router = Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
+    # keep draining stderr so the router never blocks on a full pipe; the last
+    # lines are printed at teardown, which pytest shows when the test failed
+    threading.Thread(target=lambda: router.tail.extend(proc.stderr), daemon=True).start()
+    return router
 
 
 @pytest.fixture
@@ -111,6 +115,7 @@ def router(live_hub) -> Iterator[Router]:
     proc = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN)
     yield proc
     proc.stop()
+    print("the router's log:", "".join(proc.lines) + "".join(proc.tail), sep="\n")
 
 
 @pytest.fixture

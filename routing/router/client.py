@@ -38,7 +38,7 @@ from routing.router.table import (
     classify,
     parse_route,
 )
-from routing.router.wakefile import PENDING, read_version, read_wake
+from routing.router.wakefile import pending_change, read_version, read_wake
 
 log = logging.getLogger("routing.router")
 
@@ -252,7 +252,7 @@ class RouteSync:
         if self.wake_file is None:
             return
         text = read_wake(self.wake_file)
-        if text == PENDING:  # a change on its way: its number decides
+        if pending_change(text) is not None:  # a change on its way: its number decides
             return
         current = self.file_replaced and self.version is not None and text == self.version
         if current != self._file_current:

@@ -14,14 +14,26 @@ the route API answered (RouteSync.note_wake_file; a newer one is a change
 still on its way, and its own wake follows). A hub on another machine,
 or one that writes elsewhere, leaves the file behind, and the worker goes on
 polling every second as before. Either way the routes themselves only ever
-come from the route API."""
+come from the route API.
+
+Several hub processes and threads write the file. Change N is marked
+"pending N" inside its transaction, once it holds the feed's row lock (so
+N - 1 has committed), and named "N" after its commit only if no later change
+has been marked since: a late "N" must never replace "pending N+1", or a
+worker at N would believe it has everything while N+1 is committed. Those
+writes take a lock file next to the wake file, so a check and its write are
+one step; numbers are never compared, as a new database counts from 1
+again."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,42 +45,73 @@ if TYPE_CHECKING:
 log = logging.getLogger("routing.router")
 
 
-PENDING = "pending"  # a change is being committed: its number follows
+PENDING = "pending"  # "pending N": change N is being committed, N - 1 has been
 
 
 def read_wake(path: Path) -> str | None:
-    """What PATH says: a change id, PENDING, or None (no file, or garbled)."""
+    """What PATH says: a change id, "pending <id>", or None (no file, or garbled)."""
     try:
         text = path.read_text().strip()
     except OSError:
         return None
-    return text if text.isdigit() or text == PENDING else None
+    return text if text.isdigit() or pending_change(text) is not None else None
+
+
+def pending_change(text: str | None) -> int | None:
+    """N when TEXT is "pending N", else None."""
+    word, _, number = (text or "").partition(" ")
+    return int(number) if word == PENDING and number.isdigit() else None
 
 
 def read_version(path: Path) -> str | None:
-    """The change id in PATH, or None when there is none to read."""
+    """The change id PATH names as announced; None while one is pending."""
     text = read_wake(path)
-    return None if text == PENDING else text
+    return None if pending_change(text) is not None else text
 
 
-def announce(path: Path, last: int) -> None:
-    """The hub's half: PATH names change LAST. Replaced by rename, so a reader
-    sees the old number or the new one, never half of one. The last writer
-    wins, even with an older number (two hub processes committing at once, or
-    a file left by an earlier database whose feed was further on): a worker
-    relies on the file only while it names exactly what the API answered."""
-    _replace(path, str(last))
+def committed(text: str | None) -> str | None:
+    """The newest change id TEXT shows committed: N for "N", and N - 1 for
+    "pending N" (its writer took the feed's lock after N - 1 committed)."""
+    pending = pending_change(text)
+    if pending is not None:
+        return str(pending - 1) if pending > 1 else None
+    return text
 
 
-def announce_pending(path: Path) -> None:
-    """Before the commit of a route change: until the number follows, a worker
-    whose table misses a path asks the hub (RouteSync.announced_all), as the
-    change may be visible to a client before it is announced."""
-    _replace(path, PENDING)
+def announce_pending(path: Path, first: int) -> None:
+    """Before the commit of changes FIRST.. (their transaction holds the
+    feed's row lock): until their number follows, a worker whose table misses
+    a path asks the hub (RouteSync.announced_all), as a change may be visible
+    to a client before it is announced."""
+    with _writers(path):
+        _replace(path, f"{PENDING} {first}")
+
+
+def announce(path: Path, last: int, *, first: int | None = None) -> None:
+    """After the commit of changes FIRST..LAST (marked "pending FIRST"): PATH
+    names LAST, unless a later change has been marked pending since (that
+    one names itself when it commits). Replaced by rename, so a reader sees
+    the old text or the new, never half of it."""
+    with _writers(path):
+        if read_wake(path) == f"{PENDING} {last if first is None else first}":
+            _replace(path, str(last))
+
+
+@contextmanager
+def _writers(path: Path) -> Iterator[None]:
+    """One writer at a time (threads and processes alike: an flock on an open
+    file of its own). Opened read-only, so the lock makes no inotify event a
+    worker would have to look at."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _replace(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     partial.write_text(text)
     os.replace(partial, path)
@@ -101,8 +144,8 @@ async def watch_forever(path: Path, sync: RouteSync) -> None:
                 await replaced.wait()
                 replaced.clear()
                 sync.file_replaced = True
-                version = read_version(path)
-                if version is not None:  # PENDING: its number comes with its own event
+                version = committed(read_wake(path))
+                if version is not None:  # "pending N": N - 1 is in, N follows
                     sync.wake(version)
         finally:
             sync.watching = False

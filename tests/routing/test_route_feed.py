@@ -225,5 +225,5 @@ def test_the_wake_file_says_pending_before_a_route_change_commits_and_its_number
             state=Server.State.RUNNING, url="http://127.0.0.1:41234"
         )
         seen_inside.append(wakefile.read_wake(wake))
-    assert seen_inside == [wakefile.PENDING]
+    assert seen_inside == [f"{wakefile.PENDING} {routefeed.last_id()}"]
     assert wakefile.read_version(wake) == str(routefeed.last_id())

@@ -99,7 +99,7 @@ def test_misses_are_looked_up_while_a_change_is_pending_and_trust_is_kept(sync, 
     routes, state, _ = sync
     watch_a_wake_file(routes, tmp_path)
     assert routes.woken
-    wakefile.announce_pending(routes.wake_file)  # committing: clients may already see it
+    wakefile.announce_pending(routes.wake_file, state.version + 1)  # clients may see it already
     state.set_route("/user/late/", "http://127.0.0.1:9")
     route = resolve(routes, "late")
     assert route is not None and route.prefix == "/user/late/"

@@ -160,11 +160,40 @@ def test_a_wake_file_never_replaced_while_watched_is_not_relied_on(follower, ali
 
 def test_the_wake_file_is_replaced_whole(tmp_path):
     path = tmp_path / "run" / "routes-changed"
+    wakefile.announce_pending(path, 7)
     wakefile.announce(path, 7)
     assert wakefile.read_version(path) == "7"
-    wakefile.announce(path, 5)  # e.g. a new database's feed, behind an old file
+    wakefile.announce_pending(path, 5)  # e.g. a new database's feed, behind an old file
+    wakefile.announce(path, 5)
     assert wakefile.read_version(path) == "5"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["routes-changed"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        ".routes-changed.lock",
+        "routes-changed",
+    ]
+
+
+def test_a_late_announcement_never_replaces_a_later_pending_change(tmp_path):
+    """Two writers: change 2 is marked pending (it took the feed's lock once 1
+    had committed) before 1's writer gets to name 1. The file must not then
+    say 1, or a worker at 1 would take itself to have every route while 2 is
+    committed; it goes from "pending 2" straight to 2."""
+    path = tmp_path / "routes-changed"
+    wakefile.announce_pending(path, 1)
+    wakefile.announce_pending(path, 2)
+    wakefile.announce(path, 1)
+    assert wakefile.read_wake(path) == "pending 2"
+    assert wakefile.read_version(path) is None
+    assert wakefile.committed(wakefile.read_wake(path)) == "1"  # a worker pulls 1 now
+    wakefile.announce(path, 2)
+    assert wakefile.read_version(path) == "2"
+
+
+def test_a_batch_is_marked_by_its_first_change_and_named_by_its_last(tmp_path):
+    path = tmp_path / "routes-changed"
+    wakefile.announce_pending(path, 4)
+    assert wakefile.committed(wakefile.read_wake(path)) == "3"
+    wakefile.announce(path, 6, first=4)
+    assert wakefile.read_version(path) == "6"
 
 
 def test_the_snapshot_gives_back_the_table_it_saved(tmp_path, follower, alice, bob):
