@@ -51,15 +51,22 @@ def test_kombus_own_connection_raises_a_non_connection_error_here(own_redis):  #
     own_redis.stop()
     with pytest.raises(AttributeError):
         _what_the_consumer_does_after_the_connection_broke(conn)
+    # the broken channel still holds the unacknowledged task, which kombu would
+    # try to put back into the long-gone Redis at interpreter exit (a traceback
+    # after the test report): put it back now
+    own_redis.start()
+    conn.default_channel.qos.restore_unacked_once()
 
 
 def test_a_connection_closes_cleanly_after_redis_died_under_a_waiting_worker(
     own_redis,  # noqa: F811
 ):
     conn = _worker_like_connection(Connection, own_redis.url)
+    holding = conn.default_channel  # the channel with the task not yet acknowledged
     own_redis.stop()
     _what_the_consumer_does_after_the_connection_broke(conn)
     own_redis.start()
+    holding.qos.restore_unacked_once()  # not left for interpreter exit, Redis gone by then
     # and the same connection object works again once Redis is back
     with conn.Producer() as producer:
         producer.publish({"task": "stop"}, routing_key="celery", declare=[Queue("celery")])
