@@ -303,11 +303,26 @@ class RouteSync:
                     log.warning("route table stale, keeping %d routes: %s", len(self.table), exc)
                 self.stale = True
                 delay = self.policy.stale_backoff
+            await self._wait_saving_snapshots(woken, delay)
+
+    async def _wait_saving_snapshots(self, woken: asyncio.Event, delay: float) -> None:
+        """Until woken or DELAY is up, saving the snapshot when one is due: a
+        snapshot held back (one write a second at most) is written on time
+        without pulling again for it (that was one more pull per worker after
+        most route changes)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while True:
             await self.save_snapshot()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
             if self.snapshot is not None and self._saved != self._changed:  # one is due
-                delay = min(delay, self.policy.snapshot_every)
+                due = self._last_save + self.policy.snapshot_every - self.clock()
+                left = min(left, max(due, 0.01))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), delay)
+                await asyncio.wait_for(woken.wait(), left)
+                return
 
     # --- snapshot -------------------------------------------------------------------
 

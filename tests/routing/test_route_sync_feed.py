@@ -252,3 +252,26 @@ def test_sync_forever_writes_the_snapshot_after_a_change(tmp_path, follower, ali
     version, routes = follower.snapshot.load()
     assert version == follower.version
     assert list(routes) == ["/user/alice/"]
+
+
+def test_a_snapshot_held_back_is_written_on_time_without_another_pull(tmp_path, follower, alice):
+    """At most one snapshot write a second: a change right after the last
+    write is saved a moment later, and that moment is no reason to pull."""
+    follower.snapshot = Snapshot(tmp_path, 8000)
+    follower.policy = SyncPolicy(interval=3600, woken_interval=3600)  # no poll is due
+    pulls: list[str] = []
+    since = follower.client.since
+    follower.client.since = lambda version: pulls.append(version) or since(version)
+
+    async def scenario() -> None:
+        task = asyncio.get_running_loop().create_task(follower.sync_forever())
+        while not follower.snapshot.path.exists():  # the first table, written at once
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(running, alice)
+        follower.wake()
+        while "/user/alice/" not in follower.snapshot.load()[1]:
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert len(pulls) == 1
