@@ -24,6 +24,17 @@ def _schedule(sender: Celery, **_: object) -> None:
     sender.conf.beat_schedule = beat_schedule()
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(**_: object) -> None:
+    """What Django does around each request: a connection that failed, or is
+    older than CONN_MAX_AGE, is closed; the others are kept, and checked
+    before their next use (CONN_HEALTH_CHECKS)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @signals.celeryd_init.connect
 def _say_once_what_root_means(**_: object) -> None:
     """Celery's own warning about root is about pickle, which the hub does not
