@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import json
 import logging
 import threading
 import time
@@ -23,9 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import requests
+from urllib.parse import urlencode, urlsplit
 
 from routing.router.hubs import HubPool, split_urls
 from routing.router.snapshot import Snapshot
@@ -60,11 +60,16 @@ class FullTable:
 
 
 class HubClient:
-    """Blocking calls to /hub/api/routes*; one requests.Session per thread.
+    """Blocking calls to /hub/api/routes*; one kept-alive connection per thread.
 
     HUB_URL may name several hubs (`http://a:8081,http://b:8081`, one database
     behind them): a call that cannot connect to one is made to the next
-    (routing.router.hubs), which every later call then starts from."""
+    (routing.router.hubs), which every later call then starts from.
+
+    Plain http.client, not requests: a route pull is a few hundred bytes of
+    JSON, and requests' layers cost the router three times what the socket
+    work does (py-spy, bench/k8s_spawn.py). No proxies, no .netrc, no
+    redirects: the hub is ours to reach directly."""
 
     def __init__(self, hub_url: str, token: str, *, timeout: float = 5.0) -> None:
         self.hubs = HubPool([url + "/hub/api/routes" for url in split_urls(hub_url)])
@@ -72,47 +77,90 @@ class HubClient:
         self._headers = {"Authorization": f"token {token}", "Accept": "application/json"}
         self._local = threading.local()
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-            # the hub is ours to reach directly: no HTTP(S)_PROXY or .netrc,
-            # which requests would otherwise look up again on every call
-            session.trust_env = False
-            session.headers.update(self._headers)
-        return session
-
     @property
     def api(self) -> str:
         """The routes API of the hub calls go to now."""
         return self.hubs.current()
 
-    def _call(self, method: str, path: str = "", **kwargs: Any) -> requests.Response:
+    def _call(
+        self,
+        method: str,
+        path: str = "",
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: object = None,
+    ) -> Answer:
         api = self.hubs.current()
+        target = path + (f"?{urlencode(params)}" if params else "")
         while True:
             try:
-                response = self._request(method, api + path, **kwargs)
+                response = self._request(method, api + target, headers, json_body)
                 break
-            except requests.RequestException as exc:
-                nxt = self.hubs.refused(api) if _never_reached(exc) else None
+            except HubUnreached as exc:
+                nxt = self.hubs.refused(api)
                 if nxt is None:
-                    raise HubUnavailable(f"{method} {api + path}: {exc}") from None
+                    raise HubUnavailable(f"{method} {api + target}: {exc}") from None
                 log.warning("hub at %s refused (%s); trying %s", api, exc, nxt)
                 api = nxt
+            except OSError as exc:  # a slow answer: that hub is up, another would be as slow
+                raise HubUnavailable(f"{method} {api + target}: {exc}") from None
         self.hubs.answered(api)
         if response.status_code >= 500 or response.status_code in (401, 403):
-            raise HubUnavailable(f"{method} {api + path}: HTTP {response.status_code}")
+            raise HubUnavailable(f"{method} {api + target}: HTTP {response.status_code}")
         return response
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str] | None, json_body: object
+    ) -> Answer:
+        parts = urlsplit(url)
+        body = None
+        sent = dict(self._headers, **(headers or {}))
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            sent["Content-Type"] = "application/json"
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn, reused = self._connection(parts.scheme, parts.netloc)
         try:
-            return self._session().request(method, url, timeout=self.timeout, **kwargs)
-        except requests.ConnectionError as exc:
+            return _exchange(conn, method, target, body, sent)
+        except _Dropped as exc:
             # a kept-alive connection the hub closed as we reused it: a GET is
             # tried once more on a new one (not after a timeout: the hub is slow)
-            if method != "GET" or isinstance(exc, requests.Timeout):
-                raise
-            return self._session().request(method, url, timeout=self.timeout, **kwargs)
+            self._forget(parts.scheme, parts.netloc)
+            if not reused or method != "GET":
+                raise HubUnreached(str(exc)) from None
+        conn, _ = self._connection(parts.scheme, parts.netloc)
+        try:
+            return _exchange(conn, method, target, body, sent)
+        except _Dropped as exc:
+            self._forget(parts.scheme, parts.netloc)
+            raise HubUnreached(str(exc)) from None
+
+    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+        """(this thread's connection to NETLOC, whether it was used before);
+        HubUnreached when a new one cannot be made."""
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault(
+            "connections", {}
+        )
+        conn = pool.get((scheme, netloc))
+        if conn is not None and conn.sock is not None:
+            return conn, True
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(netloc, timeout=self.timeout)
+        else:
+            conn = http.client.HTTPConnection(netloc, timeout=self.timeout)
+        try:
+            conn.connect()
+        except OSError as exc:  # refused, unreachable, or a connect timeout
+            conn.close()
+            raise HubUnreached(exc.strerror or str(exc) or type(exc).__name__) from None
+        pool[(scheme, netloc)] = conn
+        return conn, False
+
+    def _forget(self, scheme: str, netloc: str) -> None:
+        conn = self._local.__dict__.get("connections", {}).pop((scheme, netloc), None)
+        if conn is not None:
+            conn.close()
 
     def full(self, etag: str | None = None) -> FullTable | None:
         """The whole table; None when it still matches ETAG (304)."""
@@ -142,26 +190,66 @@ class HubClient:
         return str(body["prefix"]), dict(body["route"])
 
     def report_activity(self, activity: dict[str, str]) -> None:
-        response = self._call("POST", "/activity", json=activity)
+        response = self._call("POST", "/activity", json_body=activity)
         if response.status_code >= 400:
             log.warning("hub refused activity report: HTTP %s", response.status_code)
 
     @staticmethod
-    def _json(response: requests.Response) -> dict[str, Any]:
+    def _json(response: Answer) -> dict[str, Any]:
         if response.status_code != 200:
             raise HubUnavailable(f"unexpected HTTP {response.status_code} from the hub")
         try:
-            return response.json()
+            body = json.loads(response.body)
         except ValueError:
             raise HubUnavailable("the hub answered with invalid JSON") from None
+        if not isinstance(body, dict):
+            raise HubUnavailable("the hub answered JSON that is not an object")
+        return body
 
 
-def _never_reached(exc: requests.RequestException) -> bool:
-    """A connection error (refused, reset, or a connect timeout), not a slow
-    answer (a read timeout: that hub is up, and another would be as slow). A
-    reset may come after a POST reached the hub: an activity report sent twice
-    only repeats the same timestamps."""
-    return isinstance(exc, requests.ConnectionError)
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: bytes
+
+
+class HubUnreached(OSError):
+    """The call never got an answer started: refused, reset, or a connect
+    timeout. The next hub of the pool is tried (a reset may come after a POST
+    reached the hub: an activity report sent twice only repeats the same
+    timestamps)."""
+
+
+class _Dropped(OSError):
+    """The connection closed or reset before an answer began."""
+
+
+def _exchange(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    body: bytes | None,
+    headers: dict[str, str],
+) -> Answer:
+    """One request and its whole answer on CONN; _Dropped when the connection
+    went away before the answer began, OSError (a timeout) when it is slow."""
+    try:
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+    except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine) as exc:
+        conn.close()
+        raise _Dropped(str(exc) or type(exc).__name__) from None
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise OSError(str(exc) or type(exc).__name__) from None
+    try:
+        data = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise OSError(f"reading the answer: {exc or type(exc).__name__}") from None
+    if response.will_close:
+        conn.close()
+    return Answer(response.status, data)
 
 
 @dataclass
