@@ -193,6 +193,7 @@ def _wait_ready(
     start is still ours (not cancelled, not taken over) every 0.5 s."""
     parts = urlsplit(api_url)
     address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    resolved: tuple[int, Any] | None = None
     delay = 0.02
     session = requests.Session()
     session.trust_env = False  # the server itself, never through a proxy from the environment
@@ -202,7 +203,8 @@ def _wait_ready(
             if spawner.poll(state) is not None:
                 raise SpawnError(spawner.describe_failure(state))
             next_poll = time.monotonic() + 0.2
-        if _accepts_connections(address):
+        resolved = resolved or _resolve(address)
+        if resolved is not None and _accepts_connections(*resolved):
             try:
                 if session.get(api_url, timeout=2).status_code < 500:
                     return
@@ -221,12 +223,24 @@ def _wait_ready(
         delay = min(delay * 1.5, 0.05)
 
 
-def _accepts_connections(address: tuple[str, int]) -> bool:
+def _resolve(address: tuple[str, int]) -> tuple[int, Any] | None:
+    """(family, socket address) of ADDRESS, looked up once for the whole wait
+    rather than at each of its ~50 tries a second; None while it does not
+    resolve (tried again next time)."""
     try:
-        socket.create_connection(address, timeout=1).close()
-    except OSError:
-        return False
-    return True
+        family, _, _, _, sockaddr = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[0]
+    except (OSError, IndexError):
+        return None
+    return family, sockaddr
+
+
+def _accepts_connections(family: int, sockaddr: Any) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            return probe.connect_ex(sockaddr) == 0
+        except OSError:  # a timeout
+            return False
 
 
 def stop_on_spawner(server_id: int) -> None:
