@@ -87,12 +87,29 @@ class Router:
                 self.proc.wait()
 
 
-def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str] = ()) -> Router:
-    """Start `python -m routing.router` and wait for its "listening" line."""
+def launch_router(
+    hub_url: str,
+    token: str,
+    *,
+    workers: int = 1,
+    extra: list[str] = (),
+    hub_wakes: bool = False,
+) -> Router:
+    """Start `python -m routing.router` and wait for its "listening" line.
+
+    HUB_WAKES: the hub at HUB_URL announces its route changes on this
+    session's wake channels (Redis when HUB_REDIS_URL is set, the wake file),
+    as the live hub does. Otherwise (a fake hub) the router is given none: a
+    router listening to a channel nobody writes to trusts it and polls only
+    every 15 s, so a test would see a route change only by chance."""
     env = {**os.environ, "HUB_ROUTER_TOKEN": token}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     command = [sys.executable, "-m", "routing.router", "--listen", "127.0.0.1:0"]
-    command += ["--hub-url", hub_url, "--workers", str(workers), *extra]
+    command += ["--hub-url", hub_url, "--workers", str(workers)]
+    if not hub_wakes:
+        env.pop("HUB_REDIS_URL", None)
+        command += ["--wake-file", ""]
+    command += list(extra)
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:
@@ -112,7 +129,7 @@ def launch_router(hub_url: str, token: str, *, workers: int = 1, extra: list[str
 
 @pytest.fixture
 def router(live_hub) -> Iterator[Router]:
-    proc = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN)
+    proc = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, hub_wakes=True)
     yield proc
     proc.stop()
     print("the router's log:", "".join(proc.lines) + "".join(proc.tail), sep="\n")

@@ -26,7 +26,7 @@ def alice_backend():
 
 @pytest.fixture
 def hub_router(live_hub):
-    router = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN)
+    router = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, hub_wakes=True)
     yield router
     router.stop()
 

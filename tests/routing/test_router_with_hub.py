@@ -36,7 +36,11 @@ def hub_router(live_hub):
     routers = []
 
     def start(*extra: str):
-        routers.append(launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, extra=list(extra)))
+        routers.append(
+            launch_router(
+                live_hub.url, settings.HUB_ROUTER_TOKEN, extra=list(extra), hub_wakes=True
+            )
+        )
         return routers[-1]
 
     yield start

@@ -179,7 +179,10 @@ def test_an_active_websocket_session_through_the_router_is_not_culled(
     server = start_server(alice)
     token = token_for(alice)
     router = launch_router(
-        live_hub.url, settings.HUB_ROUTER_TOKEN, extra=["--activity-interval", "0.5"]
+        live_hub.url,
+        settings.HUB_ROUTER_TOKEN,
+        extra=["--activity-interval", "0.5"],
+        hub_wakes=True,
     )
     try:
         base = f"{router.url}{server.prefix}"

@@ -129,7 +129,7 @@ def test_postgres_down_for_a_minute(own_postgres, tmp_path):
     hub = HubProcess(port=hub_port, env=env)
     hub.start()
     worker = start_worker("pg", full_env=env)
-    router = launch_router(hub.url, (data / "router_token").read_text().strip())
+    router = launch_router(hub.url, (data / "router_token").read_text().strip(), hub_wakes=True)
     spawner = LocalProcessSpawner(default_env="", log_dir=data / "logs", run_dir=data / "run")
     try:
         assert (

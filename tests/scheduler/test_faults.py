@@ -384,7 +384,7 @@ def test_hub_restarted_with_servers_running(
     with broker("filesystem") as env, beat(tmp_path):
         hub = HubProcess(port=port, env=process_env(env))
         hub.start()
-        router = launch_router(hub.url, settings.HUB_ROUTER_TOKEN)
+        router = launch_router(hub.url, settings.HUB_ROUTER_TOKEN, hub_wakes=True)
         try:
             worker_processes.append(start_worker("w", env=env))
             servers = {}

@@ -50,7 +50,7 @@ class Site:
 @pytest.fixture(params=["path", "subdomain"])
 def site(request, live_hub, settings):
     extra = ["--subdomain-host", DOMAIN] if request.param == "subdomain" else []
-    router = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, extra=extra)
+    router = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, extra=extra, hub_wakes=True)
     if extra:
         settings.HUB_SUBDOMAIN_HOST = DOMAIN
         settings.HUB_PUBLIC_URL = f"http://{DOMAIN}:{router.port}"

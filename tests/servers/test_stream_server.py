@@ -67,7 +67,7 @@ def platform(alice) -> Iterator[tuple[HubProcess, StreamServer, str]]:
     try:
         wait_for(lambda: _answers(stream_url), timeout=60, what="the stream server")
         extra = ["--stream-url", stream_url]
-        router = launch_router(hub.url, settings.HUB_ROUTER_TOKEN, extra=extra)
+        router = launch_router(hub.url, settings.HUB_ROUTER_TOKEN, extra=extra, hub_wakes=True)
         yield hub, streams, router.url
     finally:
         if router is not None:

@@ -20,7 +20,7 @@ DOMAIN = "hub.example.org"
 @pytest.fixture
 def subdomain_router(live_hub, settings):
     router = launch_router(
-        live_hub.url, settings.HUB_ROUTER_TOKEN, extra=["--subdomain-host", DOMAIN]
+        live_hub.url, settings.HUB_ROUTER_TOKEN, extra=["--subdomain-host", DOMAIN], hub_wakes=True
     )
     settings.HUB_SUBDOMAIN_HOST = DOMAIN
     settings.HUB_PUBLIC_URL = f"http://{DOMAIN}:{router.port}"
