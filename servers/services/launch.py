@@ -185,18 +185,23 @@ def _wait_ready(
     """Poll `<url>/api` until it answers below 500 (JupyterHub's readiness rule).
 
     The time between the server listening and us noticing is spawn time the
-    user waits for (bench/spawn.py), so the poll is frequent (20 ms growing to
-    50 ms). It stays cheap with many servers starting because, until the port
-    accepts connections, only a TCP connect is tried (~0.02 ms of CPU, against
-    ~0.4 ms for an HTTP request through requests). Whether the process still
-    lives is asked every 0.2 s (for a pod that is an API read), whether the
-    start is still ours (not cancelled, not taken over) every 0.5 s."""
+    user waits for (bench/spawn.py), so the poll is frequent: 20 ms growing to
+    50 ms while a start is quick. Until the port accepts connections only a
+    TCP connect is tried (~0.02 ms of CPU, against ~0.4 ms for an HTTP
+    request). A start that takes longer (a crowd booting on a busy node: 100
+    pods on the simulator took minutes) is polled less often, up to every
+    0.25 s after 10 s, as a wait of 50 ms more matters little then and 32
+    waits at 50 ms were most of the worker's CPU. Whether the process still
+    lives is asked every 0.2 s (for a pod, the shared watch's copy), whether
+    the start is still ours (not cancelled, not taken over) every 0.5 s, or
+    every 4 polls once they are slower."""
     parts = urlsplit(api_url)
     address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     resolved: tuple[int, Any] | None = None
     delay = 0.02
     session = requests.Session()
     session.trust_env = False  # the server itself, never through a proxy from the environment
+    began = time.monotonic()
     next_cancel_check = next_poll = 0.0
     while True:
         if time.monotonic() >= next_poll:  # a process that died is noticed within 0.2 s
@@ -218,9 +223,15 @@ def _wait_ready(
         if now >= next_cancel_check:
             if not owned():
                 raise SpawnError("start cancelled")
-            next_cancel_check = now + 0.5
+            next_cancel_check = now + max(0.5, 4 * delay)
         time.sleep(delay)
-        delay = min(delay * 1.5, 0.05)
+        delay = min(delay * 1.5, ready_poll_cap(now - began))
+
+
+def ready_poll_cap(waited: float) -> float:
+    """The longest pause between two readiness tries after WAITED seconds:
+    50 ms for 2 s, then 20 ms more per further second, up to 0.25 s."""
+    return min(0.05 + 0.02 * max(waited - 2.0, 0.0), 0.25)
 
 
 def _resolve(address: tuple[str, int]) -> tuple[int, Any] | None:
