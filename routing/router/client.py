@@ -288,7 +288,12 @@ class RouteSync:
     _rechecked: dict[str, tuple[float, Route | None]] = field(default_factory=dict)
     activity: dict[str, float] = field(default_factory=dict)
     snapshot: Snapshot | None = None
-    subscribed: bool = False  # a wake channel is listening: poll slowly
+    subscribed: bool = False  # a wake channel (Redis) is listening
+    # the newest change id a message on it named: the channel is no longer
+    # believed (polls every second again) once a pull finds a version it did
+    # not name, until it names the one the table is at
+    heard: int = -1
+    _channel_current: bool = True
     # the hub's wake file (routing/router/wakefile.py): watched, and keeping up
     wake_file: Path | None = None
     watching: bool = False
@@ -306,6 +311,7 @@ class RouteSync:
     async def sync_once(self) -> None:
         """One pull: full (at start / periodically / after a failure) or incremental."""
         now = self.clock()
+        before = self.version
         if self.version is None or now - self._last_full >= self.policy.full_every:
             etag = self.version if not self.stale else None
             full = await asyncio.to_thread(self.client.full, etag)
@@ -331,6 +337,40 @@ class RouteSync:
             log.info("route table in sync with the hub (%d routes)", len(self.table))
         self.stale = False
         self.note_wake_file()
+        self.note_channel(before)
+
+    def note_channel(self, before: str | None) -> None:
+        """Keep relying on the wake channel while its messages name the
+        versions pulls find. A router whose HUB_REDIS_URL is not the hub's
+        (another database number: another channel) hears nothing and, trusting
+        the channel, polled every 15 s: a removed route stayed up to 15 s. Now
+        the first change the channel did not announce makes it poll every
+        second, until a message names the version it is at."""
+        version = self.version
+        if not self.subscribed or version is None or not version.isdigit():
+            return
+        if self.heard >= int(version):
+            current = True
+        elif version != before and before is not None:  # found, never announced
+            current = False
+        else:
+            return
+        if current != self._channel_current:
+            if current:
+                log.info("woken through the wake channel again")
+            else:
+                log.warning(
+                    "the wake channel did not announce route change %s: polling every "
+                    "second (is this router's HUB_REDIS_URL the hub's?)",
+                    version,
+                )
+        self._channel_current = current
+
+    def hear(self, version: str | None) -> None:
+        """A message on the wake channel: the hub has changes up to VERSION."""
+        if version is not None and version.isdigit():
+            self.heard = max(self.heard, int(version))
+        self.wake(version)
 
     def note_wake_file(self) -> None:
         """Rely on the wake file only once it has been replaced while watched,
@@ -361,7 +401,8 @@ class RouteSync:
     @property
     def woken(self) -> bool:
         """A wake channel tells us of changes: poll only as a safety net."""
-        return self.subscribed or (self.watching and self._file_current)
+        channel = self.subscribed and self._channel_current
+        return channel or (self.watching and self._file_current)
 
     def _replace(self, full: FullTable | None) -> None:
         if full is None:  # a 304 to a request without an ETag: not expected

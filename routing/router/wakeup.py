@@ -5,7 +5,10 @@ After each commit that changes routes the hub publishes the new change id
 of polling every second, so an idle hub answers one slow safety poll per
 worker every `woken_interval`, and a change reaches the table in milliseconds.
 The data itself still comes from the route API; a lost message only delays a
-change to the next poll, and without Redis the worker polls as before."""
+change to the next poll, and without Redis the worker polls as before. The
+worker polls slowly only while the channel keeps up: once its messages have
+named the version a pull found (RouteSync.note_channel), so a router on
+another Redis database than its hub's keeps polling every second."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ async def listen_forever(redis_url: str, sync: RouteSync, *, retry: float = 2.0)
                 log.info("woken by the hub through %s", name)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        sync.wake(_text(message.get("data")))
+                        sync.hear(_text(message.get("data")))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # redis raises several unrelated types

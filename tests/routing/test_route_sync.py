@@ -105,3 +105,31 @@ def test_misses_are_looked_up_while_a_change_is_pending_and_trust_is_kept(sync, 
     assert route is not None and route.prefix == "/user/late/"
     routes.note_wake_file()
     assert routes.woken  # a pending change is no reason to start polling every second
+
+
+def test_a_wake_channel_that_misses_a_change_is_no_longer_relied_on(sync, caplog):
+    """A router on another Redis database than its hub's subscribes to a
+    channel nobody publishes on: the first change found without a message
+    puts it back on one-second polls; a message naming its version, back on
+    the channel."""
+    routes, state, _ = sync
+    routes.subscribed = True
+    asyncio.run(routes.sync_once())
+    assert routes.woken  # subscribed, and nothing found unannounced yet
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    asyncio.run(routes.sync_once())  # a poll finds it: no message named it
+    assert not routes.woken
+    assert "did not announce route change" in caplog.text
+    routes.hear(str(state.version))
+    asyncio.run(routes.sync_once())
+    assert routes.woken
+
+
+def test_a_change_announced_on_the_wake_channel_keeps_it_relied_on(sync):
+    routes, state, _ = sync
+    routes.subscribed = True
+    asyncio.run(routes.sync_once())
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    routes.hear(str(state.version))
+    asyncio.run(routes.sync_once())
+    assert routes.woken and routes.table.lookup("late", "") is not None
