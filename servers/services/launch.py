@@ -190,7 +190,7 @@ def _wait_ready(
     TCP connect is tried (~0.02 ms of CPU, against ~0.4 ms for an HTTP
     request). A start that takes longer (a crowd booting on a busy node: 100
     pods on the simulator took minutes) is polled less often, up to every
-    0.25 s after 10 s, as a wait of 50 ms more matters little then and 32
+    0.25 s after 20 s, as a wait of 50 ms more matters little then and 32
     waits at 50 ms were most of the worker's CPU. Whether the process still
     lives is asked every 0.2 s (for a pod, the shared watch's copy), whether
     the start is still ours (not cancelled, not taken over) every 0.5 s, or
@@ -230,8 +230,10 @@ def _wait_ready(
 
 def ready_poll_cap(waited: float) -> float:
     """The longest pause between two readiness tries after WAITED seconds:
-    50 ms for 2 s, then 20 ms more per further second, up to 0.25 s."""
-    return min(0.05 + 0.02 * max(waited - 2.0, 0.0), 0.25)
+    50 ms for 10 s (a pod's server boots in ~2 s on the simulator, longer on
+    a busy node: noticing it stays prompt), then 20 ms more per further
+    second, up to 0.25 s."""
+    return min(0.05 + 0.02 * max(waited - 10.0, 0.0), 0.25)
 
 
 def _resolve(address: tuple[str, int]) -> tuple[int, Any] | None:

@@ -10,7 +10,15 @@ from servers.services.launch import ready_poll_cap
 
 @pytest.mark.parametrize(
     ("waited", "cap"),
-    [(0.0, 0.05), (1.0, 0.05), (2.0, 0.05), (3.0, 0.07), (7.0, 0.15), (12.0, 0.25), (600.0, 0.25)],
+    [
+        (0.0, 0.05),
+        (2.0, 0.05),
+        (10.0, 0.05),
+        (11.0, 0.07),
+        (15.0, 0.15),
+        (20.0, 0.25),
+        (600.0, 0.25),
+    ],
 )
 def test_readiness_polls_slow_down_only_once_a_start_has_taken_long(waited, cap):
     assert ready_poll_cap(waited) == pytest.approx(cap)
