@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -238,3 +240,28 @@ class EchoWebSocket:
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)
+
+
+class RawHub:
+    """A listening socket whose connections are served by HANDLE(conn, index)."""
+
+    def __init__(self, handle: Callable[[socket.socket, int], None]) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self._handle = handle
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(
+                target=self._handle, args=(conn, self.connections), daemon=True
+            ).start()
+
+    def close(self) -> None:
+        self.sock.close()

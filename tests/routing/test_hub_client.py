@@ -6,38 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from routing.router.client import HubClient, HubUnavailable
+from tests.routing.fakes import RawHub
 
 QUIET = json.dumps({"version": "3", "full": False, "routes": {}}).encode()
-
-
-class RawHub:
-    """A listening socket whose connections are served by HANDLE(conn, index)."""
-
-    def __init__(self, handle: Callable[[socket.socket, int], None]) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.connections = 0
-        self._handle = handle
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(
-                target=self._handle, args=(conn, self.connections), daemon=True
-            ).start()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def read_head(conn: socket.socket) -> bytes:

@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 from routing.router.client import SyncPolicy
 from tests.live import wait_for
 from tests.routing.conftest import launch_router
-from tests.routing.fakes import TOKEN, HubState, Running, make_backend, make_hub
+from tests.routing.fakes import TOKEN, HubState, RawHub, Running, make_backend, make_hub
 
 
 def raw_get(router, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -145,28 +145,11 @@ def test_a_router_with_two_hubs_keeps_serving_when_one_dies(
         second.stop()
 
 
-class HangUp:
-    """A "hub" that takes each connection, reads the request and closes without
-    a byte of answer: what a hub killed mid-request looks like to the router."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.taken = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.taken += 1
-            conn.recv(65536)
-            conn.close()
-
-    def stop(self) -> None:
-        self.sock.close()
+def hang_up(conn: socket.socket, _: int) -> None:
+    """A "hub" that reads the request and closes without a byte of answer:
+    what a hub killed mid-request looks like to the router."""
+    conn.recv(65536)
+    conn.close()
 
 
 def test_a_request_the_dying_hub_never_answered_is_replayed_only_if_idempotent(
@@ -175,7 +158,7 @@ def test_a_request_the_dying_hub_never_answered_is_replayed_only_if_idempotent(
     """The first hub takes the connection and hangs up without answering. A GET
     (no body) is sent again to the second hub; a POST is not (it may have been
     done): the client gets the 502, as with one hub."""
-    dying, alive = HangUp(), Running(make_hub(hub_state, "hub-2"))
+    dying, alive = RawHub(hang_up), Running(make_hub(hub_state, "hub-2"))
     routers = [launch_router(f"{dying.url},{alive.url}", TOKEN, workers=1) for _ in range(2)]
     try:
         status, seen = raw_get(routers[0], "/hub/home")
@@ -195,7 +178,7 @@ def test_a_request_the_dying_hub_never_answered_is_replayed_only_if_idempotent(
     finally:
         for router in routers:
             router.stop()
-        dying.stop()
+        dying.close()
         alive.stop()
 
 
