@@ -76,8 +76,10 @@ class Router:
     proc: subprocess.Popen
     lines: list[str] = field(default_factory=list)  # stderr up to the "listening" line
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))  # and after it
+    reader: threading.Thread | None = None
 
     def stop(self) -> None:
+        """Stop it and print its log, which pytest shows when the test failed."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -85,6 +87,9 @@ class Router:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=2)  # its last lines
+        print(f"the router's log ({self.url}):", "".join(self.lines) + "".join(self.tail), sep="\n")
 
 
 def launch_router(
@@ -123,7 +128,8 @@ def launch_router(
     router = Router(url=url, port=int(url.rsplit(":", 1)[1]), proc=proc, lines=seen)
     # keep draining stderr so the router never blocks on a full pipe; the last
     # lines are printed at teardown, which pytest shows when the test failed
-    threading.Thread(target=lambda: router.tail.extend(proc.stderr), daemon=True).start()
+    router.reader = threading.Thread(target=lambda: router.tail.extend(proc.stderr), daemon=True)
+    router.reader.start()
     return router
 
 
@@ -132,7 +138,6 @@ def router(live_hub) -> Iterator[Router]:
     proc = launch_router(live_hub.url, settings.HUB_ROUTER_TOKEN, hub_wakes=True)
     yield proc
     proc.stop()
-    print("the router's log:", "".join(proc.lines) + "".join(proc.tail), sep="\n")
 
 
 @pytest.fixture

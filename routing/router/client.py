@@ -534,7 +534,8 @@ class RouteSync:
             if found is None:
                 return None
             route = parse_route(*found)
-        except (HubUnavailable, KeyError, TypeError, ValueError):
+        except (HubUnavailable, KeyError, TypeError, ValueError) as exc:
+            log.info("cannot look up %s: %s", path, exc)  # it goes to the hub's page
             return None
         self.table.set(route)
         return route
