@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
 from servers import services
 
@@ -24,7 +25,9 @@ def spawn_server(server_id: int) -> None:
 
 @shared_task(name="scheduler.stop_server", acks_late=True, reject_on_worker_lost=True)
 def stop_server(server_id: int) -> None:
-    services.stop_on_spawner(server_id)
+    # a pod still terminating after a moment is finished by this process's
+    # pending stops, and this thread takes the next task (services/stopping.py)
+    services.stop_on_spawner(server_id, hand_off=True)
 
 
 @shared_task(name="scheduler.reconcile_servers", acks_late=True)
@@ -53,6 +56,15 @@ def cull_idle_servers() -> int:
             report.seconds,
         )
     return len(report.stopped) + len(report.deleted_users)
+
+
+@worker_shutdown.connect
+def _finish_pending_stops(sender: object = None, **_: object) -> None:
+    """Stops handed off to this process finish before it exits, within a
+    grace period; what is left is reconcile's (a stale stop)."""
+    left = services.pending_stops().drain(timeout=settings.HUB_STOP_GRACE)
+    if left:
+        log.warning("%d stops still pending at shutdown: reconcile finishes them", left)
 
 
 @worker_ready.connect

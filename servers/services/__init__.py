@@ -54,6 +54,7 @@ from servers.services.records import (
     start_server,
     stop_or_remove,
 )
+from servers.services.stopping import pending as pending_stops
 
 __all__ = [
     "SPAWN_TASK",
@@ -79,6 +80,7 @@ __all__ = [
     "modify_server",
     "named_server_allowed",
     "note_progress",
+    "pending_stops",
     "pick_profile",
     "reconcile_servers",
     "record_activity",

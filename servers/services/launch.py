@@ -23,7 +23,7 @@ from accounts.models import User
 from servers import hosts, metrics
 from servers import options as profile_options
 from servers.models import Server, ServerEvent
-from servers.services import leases
+from servers.services import leases, stopping
 from servers.services.claims import mark_failed, mark_running, request_stop
 from servers.services.credentials import issue_credentials, revoke_credentials
 from servers.services.storage import storage_name
@@ -256,20 +256,39 @@ def _accepts_connections(family: int, sockaddr: Any) -> bool:
             return False
 
 
-def stop_on_spawner(server_id: int) -> None:
-    """Stop the process and release the route and credentials."""
+def stop_on_spawner(server_id: int, *, hand_off: bool = False) -> None:
+    """Stop the process and release the route and credentials.
+
+    HAND_OFF (the stop task): a server that is not gone within STOP_HOLD
+    seconds (a pod terminating, up to its grace period) is finished by this
+    process's pending stops (servers/services/stopping.py), not in the task's
+    thread: 100 pods stopping at once held all 32 of a worker's threads, so
+    stops went in waves and no start could run meanwhile. Otherwise (a
+    user's deletion, reconcile) this returns once the server is gone."""
     server = Server.objects.select_related("user").filter(pk=server_id).first()
     if server is None or server.state != State.STOPPING:
         return
     began = time.monotonic()
     if server.spawner_state:
         try:
-            get_spawner().stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+            going = get_spawner().begin_stop(server.spawner_state, grace=settings.HUB_STOP_GRACE)
+            if going is not None and not going.wait(STOP_HOLD if hand_off else None):
+                stopping.pending().add(server.pk, going, lambda: finish_stop(server, began))
+                return
         except Exception:
             metrics.SERVER_STOP_DURATION_SECONDS.labels(status="failure").observe(
                 time.monotonic() - began
             )
             raise
+    finish_stop(server, began)
+
+
+STOP_HOLD = 1.0  # seconds a stop task waits for its server in its own thread
+
+
+def finish_stop(server: Server, began: float) -> None:
+    """The server is gone: stopped, its credentials revoked, a named server
+    marked for removal removed. Once only (compare-and-set on STOPPING)."""
     if Server.objects.filter(pk=server.pk, state=State.STOPPING).update(
         state=State.STOPPED, url="", spawner_state={}, changed=timezone.now()
     ):

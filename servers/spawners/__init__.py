@@ -7,9 +7,24 @@ from pathlib import Path
 
 from django.conf import settings
 
-from servers.spawners.base import Running, Spawner, SpawnError, SpawnSpec, Started
+from servers.spawners.base import (
+    Running,
+    Spawner,
+    SpawnError,
+    SpawnSpec,
+    Started,
+    StopInProgress,
+)
 
-__all__ = ["Running", "SpawnError", "SpawnSpec", "Spawner", "Started", "get_spawner"]
+__all__ = [
+    "Running",
+    "SpawnError",
+    "SpawnSpec",
+    "Spawner",
+    "Started",
+    "StopInProgress",
+    "get_spawner",
+]
 
 
 def get_spawner() -> Spawner:

@@ -122,6 +122,16 @@ def hub_environment(spec: SpawnSpec, *, bind_url: str) -> dict[str, str]:
     return env
 
 
+class StopInProgress(ABC):
+    """A stop the backend has asked for and that completes on its own."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to TIMEOUT seconds for the server to be gone; True once it
+        is, or once it was forced after its grace period (TIMEOUT None: that
+        long). Cheap with TIMEOUT 0."""
+
+
 class Spawner(ABC):
     """One backend. Every method may be called from any worker, any number of
     times: start must clean up after itself when it raises, stop must be a
@@ -141,6 +151,15 @@ class Spawner(ABC):
     @abstractmethod
     def stop(self, state: dict[str, Any], *, grace: float) -> None:
         """Stop the server: ask politely, wait up to GRACE seconds, then force."""
+
+    def begin_stop(self, state: dict[str, Any], *, grace: float) -> StopInProgress | None:
+        """Start stopping the server and return what is left to wait for, or
+        None when it is gone already. A backend whose servers take a while to
+        go (a pod terminating) returns the wait, so that a worker thread is
+        not held for it (servers/services/stopping.py); by default this is
+        stop() itself."""
+        self.stop(state, grace=grace)
+        return None
 
     def describe_failure(self, state: dict[str, Any]) -> str:
         """A short reason for an unexpected exit, shown to the user."""

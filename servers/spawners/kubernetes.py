@@ -33,7 +33,14 @@ from kubernetes.client.exceptions import ApiException
 
 from servers import naming
 from servers.spawners import pod_status
-from servers.spawners.base import Progress, Spawner, SpawnError, SpawnSpec, Started
+from servers.spawners.base import (
+    Progress,
+    Spawner,
+    SpawnError,
+    SpawnSpec,
+    Started,
+    StopInProgress,
+)
 from servers.spawners.manifests import ManifestError, PodSettings, build_pod, build_pvc, resolve
 from servers.spawners.reflector import Reflector, wait_until
 
@@ -152,6 +159,30 @@ def close_clusters() -> None:
         for cluster in _clusters.values():
             cluster.close()
         _clusters.clear()
+
+
+class _PodGoing(StopInProgress):
+    """A deleted pod on its way out, followed through the shared pod watch."""
+
+    def __init__(self, spawner: KubernetesSpawner, state: dict[str, Any], deadline: float) -> None:
+        self.spawner = spawner
+        self.state = state
+        self.deadline = deadline
+
+    def wait(self, timeout: float | None = None) -> bool:
+        now = time.monotonic()
+        until = self.deadline if timeout is None else min(self.deadline, now + timeout)
+        if self.spawner._wait_gone(self.state["pod"], self.state.get("uid"), until):
+            return True
+        if time.monotonic() < self.deadline:
+            return False
+        log.warning(
+            "pod %s still there %.0fs after its grace period: forcing",
+            self.state["pod"],
+            GONE_MARGIN,
+        )
+        self.spawner._delete(self.state, grace=0)
+        return True
 
 
 class KubernetesSpawner(Spawner):
@@ -320,18 +351,17 @@ class KubernetesSpawner(Spawner):
 
     def stop(self, state: dict[str, Any], *, grace: float) -> None:
         """Delete the pod (never the claim) and wait until it is gone."""
+        going = self.begin_stop(state, grace=grace)
+        if going is not None:
+            going.wait()
+
+    def begin_stop(self, state: dict[str, Any], *, grace: float) -> StopInProgress | None:
+        """Delete the pod (never the claim); the pod terminates on its own, up
+        to GRACE seconds, and is forced GONE_MARGIN after that."""
         if not state.get("pod"):
-            return
+            return None
         self._delete(state, grace=grace)
-        if not self._wait_gone(
-            state["pod"], state.get("uid"), time.monotonic() + grace + GONE_MARGIN
-        ):
-            log.warning(
-                "pod %s still there %.0fs after its grace period: forcing",
-                state["pod"],
-                GONE_MARGIN,
-            )
-            self._delete(state, grace=0)
+        return _PodGoing(self, dict(state), time.monotonic() + grace + GONE_MARGIN)
 
     def _delete(self, state: Mapping[str, Any], *, grace: float) -> None:
         options = client.V1DeleteOptions(grace_period_seconds=int(grace))
