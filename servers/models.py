@@ -89,8 +89,24 @@ class ServerQuerySet(models.QuerySet["Server"]):
             ids = [pk for pk, _, _ in rows]
             count = super(ServerQuerySet, self.filter(pk__in=ids)).update(**kwargs)
             routed = {pk for pk, state, url in rows if state == Server.State.RUNNING and url}
-            routefeed.record(ids, routed_before=routed)
+            if routed or _may_route(kwargs, rows):
+                routefeed.record(ids, routed_before=routed)
         return count
+
+
+def _may_route(changes: dict[str, Any], rows: list[tuple[int, str, str]]) -> bool:
+    """Whether an update of ROWS (none routed before it) can give one of them
+    a route. Most transitions cannot (a start claimed, an address noted while
+    still starting, a stop finished), and then the feed is not read at all.
+    An expression in place of a plain value is assumed to route."""
+    state, url = changes.get("state"), changes.get("url")
+    if not all(v is None or isinstance(v, str) for v in (state, url)):
+        return True
+    return any(
+        (row_state if state is None else state) == Server.State.RUNNING
+        and (row_url if url is None else url)
+        for _, row_state, row_url in rows
+    )
 
 
 ROUTE_FIELDS = frozenset({"state", "url"})  # a change of these can move a route

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Value
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -108,6 +110,26 @@ def test_moves_between_states_without_a_route_add_nothing_to_the_feed(alice):
     assert claims.request_start(server, by="alice", user_options={})
     claims.mark_failed(server, "the image does not exist")
     assert routefeed.last_id() == before
+
+
+def test_a_transition_that_cannot_route_does_not_touch_the_feed(alice):
+    """A start claimed, an address noted while starting, a stop finished: none
+    can move a route, so none reads the routes of the servers it moved (the
+    feed's query, by user name) or the feed (one query less each)."""
+    server = ServerFactory(user=alice)
+    with CaptureQueriesContext(connection) as queries:
+        assert claims.request_start(server, by="alice", user_options={})
+        Server.objects.filter(pk=server.pk).update(url="http://127.0.0.1:41234")
+        Server.objects.filter(pk=server.pk).update(state=Server.State.STOPPED, url="")
+    feed_reads = [q["sql"] for q in queries if "user__username" in q["sql"] or "route" in q["sql"]]
+    assert feed_reads == []
+
+
+def test_a_route_given_by_an_expression_still_reaches_the_feed(router_client, alice):
+    server = ServerFactory(user=alice, state=Server.State.STARTING, url="http://127.0.0.1:41234")
+    version = router_client.get("/hub/api/routes").json()["version"]
+    Server.objects.filter(pk=server.pk).update(state=Value(Server.State.RUNNING))
+    assert poll(router_client, version)["routes"] == {"/user/alice/": ROUTE}
 
 
 def test_a_compare_and_set_that_matches_nothing_records_nothing(alice):
