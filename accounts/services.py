@@ -49,9 +49,11 @@ def issue_token(
     service: str = "",
     session_id: str = "",
     oauth_client_id: int | None = None,
+    server_id: int | None = None,
     check_owner: bool = True,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its raw secret (shown once, never stored)."""
+    """Create a token and return it with its raw secret (shown once, never stored).
+    SERVER_ID: the server whose credential it is (revoked with it)."""
     requested = list(scopes) or ["inherit"]
     for scope in requested:
         try:
@@ -73,6 +75,7 @@ def issue_token(
         kind=kind,
         session_id=session_id,
         oauth_client_id=oauth_client_id,
+        server_id=server_id,
         expires_at=timezone.now() + timedelta(seconds=expires_in) if expires_in else None,
     )
     token.set_secret(raw)

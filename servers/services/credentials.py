@@ -27,7 +27,7 @@ def issue_credentials(server: Server) -> str:
     ApiToken.objects.filter(server=server, kind=ApiToken.Kind.SERVER).delete()
     OAuthClient.objects.filter(Q(server=server) | Q(identifier=server.client_id)).delete()
     username = server.user.username
-    token, raw = account_services.issue_token(
+    _, raw = account_services.issue_token(
         server.user,
         scopes=[
             f"users:activity!user={username}",
@@ -35,9 +35,9 @@ def issue_credentials(server: Server) -> str:
         ],
         note=f"server token for {server}",
         kind=ApiToken.Kind.SERVER,
+        server_id=server.pk,
         check_owner=False,
     )
-    ApiToken.objects.filter(pk=token.pk).update(server=server)
     client = OAuthClient(
         identifier=server.client_id,
         description=f"Server at {server.prefix}",

@@ -102,7 +102,6 @@ def start_on_spawner(server_id: int) -> None:
         log.info("%s: another worker owns this start", server)
         return
     attempt, previous = claimed
-    server.refresh_from_db()
     spawner = get_spawner()
     if previous or server.spawner_state:
         note_progress(server, 5, "Taking over from a worker that stopped")

@@ -37,7 +37,9 @@ def _free() -> Q:
 def claim(server: Server) -> tuple[str, str] | None:
     """Take SERVER's start for a new attempt: (attempt, previous attempt), or
     None when a live attempt owns it (or it is no longer starting). Waits at
-    most one lease for an owner that might be dead on another host."""
+    most one lease for an owner that might be dead on another host. Once
+    taken, SERVER holds the row as claimed (what an earlier attempt launched
+    included), so the start needs no second read."""
     me = identity()
     deadline = time.monotonic() + settings.HUB_SPAWN_LEASE + 1
     while True:
@@ -53,6 +55,8 @@ def claim(server: Server) -> tuple[str, str] | None:
             .update(attempt=new, worker=me, heartbeat=timezone.now())
         )
         if taken:
+            server.spawner_state, server.url = row.spawner_state, row.url
+            server.attempt, server.worker = new, me
             return new, row.attempt
         if time.monotonic() > deadline:
             return None
