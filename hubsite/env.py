@@ -156,7 +156,7 @@ def parse_database_url(url: str) -> dict[str, object]:
         "postgresql": "django.db.backends.postgresql",
         "mysql": "django.db.backends.mysql",
         "mariadb": "django.db.backends.mysql",
-        "sqlite": "django.db.backends.sqlite3",
+        "sqlite": "hubsite.sqlite",  # Django's, see hubsite/sqlite/base.py
     }
     engine = engines.get(parts.scheme)
     if engine is None:

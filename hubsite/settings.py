@@ -109,7 +109,8 @@ if _db_url:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's, with one writer per process at a time (hubsite/sqlite/base.py)
+            "ENGINE": "hubsite.sqlite",
             "NAME": str(HUB_DATA_DIR / "hub.sqlite3"),
             # hub, worker and beat write concurrently: wait instead of failing
             "OPTIONS": {

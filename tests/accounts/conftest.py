@@ -36,7 +36,7 @@ def database_url() -> str:
     from django.db import connection
 
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in db["ENGINE"]:
         return "sqlite:///" + str(db["NAME"])
     auth = db["USER"] + (":" + db["PASSWORD"] if db["PASSWORD"] else "")
     scheme = "mysql" if db["ENGINE"].endswith("mysql") else "postgresql"

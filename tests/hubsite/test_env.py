@@ -57,7 +57,7 @@ def test_persisted_secret_is_created_private_and_then_reused(tmp_path):
     [
         ("postgresql://u:p%40ss@db:5433/hub", "django.db.backends.postgresql", "hub"),
         ("mysql://root@127.0.0.1/test", "django.db.backends.mysql", "test"),
-        ("sqlite:////tmp/x.sqlite3", "django.db.backends.sqlite3", "/tmp/x.sqlite3"),
+        ("sqlite:////tmp/x.sqlite3", "hubsite.sqlite", "/tmp/x.sqlite3"),
     ],
 )
 def test_database_urls_map_to_django_engines(url, engine, name):

@@ -51,7 +51,7 @@ def database_file() -> Path:
     """The file the hub's data lives in (the data dir itself on PostgreSQL,
     which a kernel must not be able to write into either)."""
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in db["ENGINE"]:
         return Path(db.get("TEST", {}).get("NAME") or db["NAME"])
     return Path(settings.HUB_DATA_DIR) / "hub.sqlite3"
 

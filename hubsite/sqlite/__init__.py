@@ -1,0 +1,1 @@
+"""Django's SQLite backend with one writer per process at a time (see base.py)."""
