@@ -72,23 +72,26 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
         metrics.SERVER_SPAWN_DURATION_SECONDS.labels(status="throttled").observe(0)
         raise StartRefused("Too many users trying to log in right now. Try again soon.", 429)
     now = timezone.now()
+    claim = {
+        "state": State.STARTING,
+        "remove_on_stop": False,
+        "profile": profile,
+        "user_options": dict(user_options),
+        "failure": "",
+        "url": "",
+        "requested_at": now,
+        "changed": now,
+        "started": None,
+        "attempt": "",
+        "worker": "",
+        "heartbeat": None,
+    }
     claimed = Server.objects.filter(pk=server.pk, state__in=[State.STOPPED, State.FAILED]).update(
-        state=State.STARTING,
-        remove_on_stop=False,
-        profile=profile,
-        user_options=dict(user_options),
-        failure="",
-        url="",
-        requested_at=now,
-        changed=now,
-        started=None,
-        attempt="",
-        worker="",
-        heartbeat=None,
+        **claim
     )
     if not claimed:
         return False
-    server.refresh_from_db()
+    _note(server, claim)
     ServerEvent.objects.create(
         server=server,
         kind=ServerEvent.Kind.START_REQUESTED,
@@ -104,13 +107,17 @@ def request_start(server: Server, *, by: str, user_options: Mapping[str, Any]) -
 def request_stop(server: Server, *, by: str, remove: bool = False) -> bool:
     """Claim running|starting -> stopping and enqueue the stop after commit.
     False when it is already stopped or stopping."""
-    now = timezone.now()
+    claim = {
+        "state": State.STOPPING,
+        "changed": timezone.now(),
+        "remove_on_stop": bool(remove and server.name),
+    }
     claimed = Server.objects.filter(pk=server.pk, state__in=[State.RUNNING, State.STARTING]).update(
-        state=State.STOPPING, changed=now, remove_on_stop=bool(remove and server.name)
+        **claim
     )
     if not claimed:
         return False
-    server.refresh_from_db()
+    _note(server, claim)
     ServerEvent.objects.create(
         server=server,
         kind=ServerEvent.Kind.STOP_REQUESTED,
@@ -121,6 +128,15 @@ def request_stop(server: Server, *, by: str, remove: bool = False) -> bool:
     )
     _enqueue_on_commit(STOP_TASK, server)
     return True
+
+
+def _note(server: Server, claim: Mapping[str, Any]) -> None:
+    """Bring SERVER up to date with the claim just written, instead of
+    re-reading its row (a query per start and per stop). What comes after a
+    claim (its event, the task, the API's answer) reads only claimed fields;
+    the others stay as the caller read them."""
+    for field, value in claim.items():
+        setattr(server, field, value)
 
 
 def requeue_start(server: Server, *, expected_attempt: str) -> bool:

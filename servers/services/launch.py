@@ -97,7 +97,7 @@ def start_on_spawner(server_id: int) -> None:
     server = Server.objects.select_related("user", "profile").filter(pk=server_id).first()
     if server is None or server.state != State.STARTING:
         return
-    claimed = leases.claim(server)
+    claimed = leases.claim(server, fresh=True)
     if claimed is None:
         log.info("%s: another worker owns this start", server)
         return

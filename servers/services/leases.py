@@ -34,16 +34,18 @@ def _free() -> Q:
     return Q(attempt="") | Q(worker="") | Q(heartbeat__isnull=True) | Q(heartbeat__lt=stale)
 
 
-def claim(server: Server) -> tuple[str, str] | None:
+def claim(server: Server, *, fresh: bool = False) -> tuple[str, str] | None:
     """Take SERVER's start for a new attempt: (attempt, previous attempt), or
     None when a live attempt owns it (or it is no longer starting). Waits at
     most one lease for an owner that might be dead on another host. Once
     taken, SERVER holds the row as claimed (what an earlier attempt launched
-    included), so the start needs no second read."""
+    included), so the start needs no second read. FRESH: SERVER was just
+    read, starting, so the first try compares against it without a read."""
     me = identity()
     deadline = time.monotonic() + settings.HUB_SPAWN_LEASE + 1
     while True:
-        row = Server.objects.filter(pk=server.pk, state=State.STARTING).first()
+        given, fresh = fresh, False
+        row = server if given else Server.objects.filter(pk=server.pk, state=State.STARTING).first()
         if row is None:
             return None
         new = uuid.uuid4().hex
@@ -55,9 +57,12 @@ def claim(server: Server) -> tuple[str, str] | None:
             .update(attempt=new, worker=me, heartbeat=timezone.now())
         )
         if taken:
+            previous = row.attempt  # ROW may be SERVER itself
             server.spawner_state, server.url = row.spawner_state, row.url
             server.attempt, server.worker = new, me
-            return new, row.attempt
+            return new, previous
+        if given:  # it may have moved since it was read: read it before waiting
+            continue
         if time.monotonic() > deadline:
             return None
         time.sleep(0.25)

@@ -38,6 +38,7 @@ def start_server(
     202). A refused first start of a named server leaves no empty named
     server behind."""
     server, created = Server.objects.get_or_create(user=user, name=name)
+    server.user = user  # the checks of request_start read it: not fetched again
     try:
         if server.state == State.RUNNING:
             # JupyterHub 6.1.1 answers 400; a server whose process died is failed
@@ -50,12 +51,13 @@ def start_server(
         if display_name is not None:
             set_display_name(server, display_name)
         options = server.user_options or {} if user_options is None else user_options
-        request_start(server, by=by, user_options=options)
+        claimed = request_start(server, by=by, user_options=options)
     except StartRefused:
         if created and name:
             server.delete()
         raise
-    server.refresh_from_db(fields=["state"])
+    if not claimed:  # already pending or running: its state now, for the API's answer
+        server.refresh_from_db(fields=["state"])
     return server
 
 
