@@ -46,6 +46,20 @@ def claim_exists(kube, username: str) -> bool:
     return True
 
 
+def what_the_hub_knew(server: Server, response: requests.Response, path: str) -> str:
+    """For a request through the router that did not reach the server: its
+    answer, the server's row and events, and the route the hub's lookup gives
+    now (a 424 from the hub means the router had no route for it)."""
+    from routing.api.routes import lookup
+
+    server.refresh_from_db()
+    events = list(server.events.order_by("id").values_list("kind", "message"))
+    return (
+        f"{response.status_code} {response.text[:300]}; server {server.state} at {server.url!r}, "
+        f"events {events[-6:]}; the hub's lookup of {path} now: {lookup(path)}"
+    )
+
+
 def wait_state(server: Server, *states: str, timeout: float = 90) -> Server:
     wait_for(
         lambda: Server.objects.get(pk=server.pk).state in states,
@@ -92,12 +106,13 @@ def test_stop_keeps_the_claim_and_the_next_start_finds_the_file(
 ):
     server = start_server(alice)
     headers = {"Authorization": f"token {token_for(alice)}"}
+    path = "/user/alice/api/contents/notes.txt"
     saved = requests.put(
-        f"{router.url}/user/alice/api/contents/notes.txt",
+        f"{router.url}{path}",
         headers=headers,
         json={"type": "file", "format": "text", "content": "kept in the claim"},
     )
-    assert saved.status_code in (200, 201), saved.text
+    assert saved.status_code in (200, 201), what_the_hub_knew(server, saved, path)
     stop_and_wait(server)
     assert pod_or_none(kube, "jupyter-alice") is None
     assert claim_exists(kube, "alice")
@@ -285,12 +300,13 @@ def test_a_renamed_user_finds_their_files_and_the_deleted_one_takes_their_claim(
     under, for the next start and for the deletion policy."""
     settings.HUB_K8S_PVC_ON_USER_DELETE = "delete"
     server = start_server(alice)
+    path = "/user/alice/api/contents/notes.txt"
     saved = requests.put(
-        f"{router.url}/user/alice/api/contents/notes.txt",
+        f"{router.url}{path}",
         headers={"Authorization": f"token {token_for(alice)}"},
         json={"type": "file", "format": "text", "content": "before the rename"},
     )
-    assert saved.status_code in (200, 201), saved.text
+    assert saved.status_code in (200, 201), what_the_hub_knew(server, saved, path)
     stop_and_wait(server)
     admin_api = api_client_for(admin)
     renamed = admin_api.patch("/hub/api/users/alice", {"name": "alice-smith"}, format="json")
