@@ -44,8 +44,7 @@ def claim(server: Server, *, fresh: bool = False) -> tuple[str, str] | None:
     me = identity()
     deadline = time.monotonic() + settings.HUB_SPAWN_LEASE + 1
     while True:
-        given, fresh = fresh, False
-        row = server if given else Server.objects.filter(pk=server.pk, state=State.STARTING).first()
+        row = server if fresh else Server.objects.filter(pk=server.pk, state=State.STARTING).first()
         if row is None:
             return None
         new = uuid.uuid4().hex
@@ -61,7 +60,8 @@ def claim(server: Server, *, fresh: bool = False) -> tuple[str, str] | None:
             server.spawner_state, server.url = row.spawner_state, row.url
             server.attempt, server.worker = new, me
             return new, previous
-        if given:  # it may have moved since it was read: read it before waiting
+        if fresh:  # it may have moved since it was read: read it before waiting
+            fresh = False
             continue
         if time.monotonic() > deadline:
             return None

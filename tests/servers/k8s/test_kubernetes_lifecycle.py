@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from kubernetes.client.exceptions import ApiException
 
+from routing.api.routes import lookup
 from scheduler.tasks import reconcile_servers
 from servers import naming, services
 from servers.models import Server
@@ -50,8 +51,6 @@ def what_the_hub_knew(server: Server, response: requests.Response, path: str) ->
     """For a request through the router that did not reach the server: its
     answer, the server's row and events, and the route the hub's lookup gives
     now (a 424 from the hub means the router had no route for it)."""
-    from routing.api.routes import lookup
-
     server.refresh_from_db()
     events = list(server.events.order_by("id").values_list("kind", "message"))
     return (
