@@ -12,7 +12,8 @@ Per system, interleaved rounds:
   hub's proxy (router or CHP), polled every --poll seconds from then on (not
   before: the hub would answer those polls itself and their CPU would count as
   spawning); also from the moment the bench saw the pod Running (read from the
-  API each poll);
+  API each poll). Polling starts with the POST, not after its answer:
+  JupyterHub answers its POST only once the server is up;
 - control-plane CPU of one start + stop (hub, proxy or router, Celery worker;
   the simulator and the servers, shared by both, are reported apart);
 - --crowd servers started at once: wall time until all answer through the
@@ -159,12 +160,23 @@ class PodHub:
         return self.hub.label
 
     def spawn_one(self, user: str, poll: float) -> Span:
-        """POST, then poll the pod directly and through the proxy side by side."""
+        """POST, and poll the pod directly and through the proxy side by side
+        while the POST is still open: JupyterHub holds its POST until the
+        server is up (up to its slow_spawn_timeout, 10 s), so polls that began
+        after it returned would see the pod Running, the server answering and
+        the route published all at once, and hide what its hub adds."""
         hub = self.hub
         start, wall = time.monotonic(), time.time()
-        resp = hub.api("POST", f"/users/{user}/server")
-        if resp.status_code not in (201, 202):
-            raise BenchError(f"{hub.label}: POST {user} -> {resp.status_code} {resp.text[:300]}")
+        answered: list[requests.Response | BaseException] = []
+
+        def post() -> None:
+            try:
+                answered.append(hub.api("POST", f"/users/{user}/server"))
+            except BaseException as exc:
+                answered.append(exc)
+
+        posting = threading.Thread(target=post, daemon=True)
+        posting.start()
         marks: dict[str, float] = {}
         direct = requests.Session()
         proxied = requests.Session()
@@ -174,6 +186,8 @@ class PodHub:
         while "proxied" not in marks:
             if time.monotonic() > deadline:
                 raise BenchError(f"{hub.label}: {user} did not answer in 600 s{hub.exited()}")
+            if answered:
+                _check_post(hub.label, user, answered[0])
             if not ip:
                 found = self._running(user)
                 if found:
@@ -191,6 +205,10 @@ class PodHub:
             if "direct" in marks and answers_api(proxied, proxy_url, hub.headers):
                 marks["proxied"] = time.monotonic()
             time.sleep(poll)
+        posting.join(timeout=600)
+        if not answered:
+            raise BenchError(f"{hub.label}: POST {user} still open after its server answered")
+        _check_post(hub.label, user, answered[0])
         if "running" in marks:
             self.from_running.append(marks["proxied"] - marks["running"])
         self.overheads.append(marks["proxied"] - marks["direct"])
@@ -225,6 +243,13 @@ class PodHub:
         )
         cycle_cpu = self.hub.cpu() - before
         return spans, stopped, (cycle_cpu if len(users) == 1 else started_cpu), peak.peak
+
+
+def _check_post(label: str, user: str, answer: requests.Response | BaseException) -> None:
+    if isinstance(answer, BaseException):
+        raise BenchError(f"{label}: POST {user} failed: {answer!r}")
+    if answer.status_code not in (201, 202):
+        raise BenchError(f"{label}: POST {user} -> {answer.status_code} {answer.text[:300]}")
 
 
 class RssSampler:
