@@ -211,16 +211,40 @@ class ProgressFeed:
 
 def _read_events(wanted: dict[int, int]) -> tuple[list[tuple[int, int, str, int, str]], set[int]]:
     """The feed's one round trip: events after each server's oldest unseen id
-    (a stream that is ahead skips what it has seen), and which servers exist."""
+    (a stream that is ahead skips what it has seen), and which servers exist.
+    Plain SQL, one query: the feed asks five times a second for as long as
+    anyone watches, and building the two ORM querysets it replaced cost the
+    stream server more than the database did (~2 ms a round against ~0.3)."""
     floor = min(wanted.values())
-    rows = list(
-        ServerEvent.objects.filter(server_id__in=list(wanted), id__gt=floor)
-        .order_by("id")
-        .values_list("id", "server_id", "kind", "progress", "message")
-    )
-    rows = [row for row in rows if row[0] > wanted[row[1]]]
-    alive = set(Server.objects.filter(pk__in=list(wanted)).values_list("pk", flat=True))
+    ids = list(wanted)
+    with connection.cursor() as cursor:
+        cursor.execute(_events_sql(len(ids)), [floor, *ids])
+        found = cursor.fetchall()
+    alive = {row[0] for row in found}
+    rows = [
+        (event_id, server_id, kind, progress, message)
+        for server_id, event_id, kind, progress, message in found
+        if event_id is not None and event_id > wanted[server_id]
+    ]
+    rows.sort()
     return rows, alive
+
+
+def _events_sql(count: int) -> str:
+    """Every watched server that still exists, once per new event (or once
+    with NULLs: a LEFT JOIN, so that a server with nothing new is still seen
+    alive)."""
+    q = connection.ops.quote_name
+    server, event = Server._meta, ServerEvent._meta
+    column = {name: q(event.get_field(name).column) for name in ("id", "kind", "progress")}
+    return (
+        f"SELECT s.{q(server.pk.column)}, e.{column['id']}, e.{column['kind']},"
+        f" e.{column['progress']}, e.{q(event.get_field('message').column)}"
+        f" FROM {q(server.db_table)} s LEFT JOIN {q(event.db_table)} e"
+        f" ON e.{q(event.get_field('server').column)} = s.{q(server.pk.column)}"
+        f" AND e.{column['id']} > %s"
+        f" WHERE s.{q(server.pk.column)} IN ({', '.join(['%s'] * count)})"
+    )
 
 
 def _drop_connection() -> None:
