@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,7 @@ Result = tuple[float, float, float]  # spawn s, stop s, control-plane CPU s
 # which part of a control plane a process is, from its command line (first match)
 ROLES = (
     ("hubsite.supervisor", "supervisor"),
+    ("hubsite.streams", "streams"),
     ("gunicorn", "hub"),
     ("routing.router", "router"),
     ("celery", "worker"),
@@ -327,6 +329,43 @@ class Hub:
         )
         return Span(start, time.monotonic(), user, wall_start, time.time())
 
+    def spawn_watched(self, user: str) -> Span:
+        """Start USER's server the way JupyterHub's own spawn page waits for
+        one: POST, then follow the server's progress stream to its ready
+        event, then one request through the proxy (again every poll until it
+        answers 200). Polling the proxy from the POST on would load the hub
+        whose POST answers 202 at once (ours) with requests that JupyterHub,
+        whose POST answers only once the server is up, never gets."""
+        start, wall_start = time.monotonic(), time.time()
+        resp = self.api("POST", f"/users/{user}/server")
+        if resp.status_code not in (201, 202):
+            raise BenchError(f"{self.label}: POST {user} -> {resp.status_code} {resp.text[:300]}")
+        url = f"{self.public}/hub/api/users/{user}/server/progress"
+        try:
+            with requests.get(url, headers=self.headers, stream=True, timeout=600) as stream:
+                if stream.status_code != 200:
+                    raise BenchError(f"{self.label}: GET {url} -> {stream.status_code}")
+                for line in stream.iter_lines():
+                    if not line.startswith(b"data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    if event.get("failed"):
+                        raise BenchError(f"{self.label}: {user}: {event.get('message')}")
+                    if event.get("ready"):
+                        break
+                else:
+                    raise BenchError(f"{self.label}: {url} ended without a ready event")
+        except requests.RequestException as exc:
+            raise BenchError(f"{self.label}: GET {url}: {exc}{self.exited()}") from None
+        session = requests.Session()
+        wait_until(
+            lambda: answers_api(session, f"{self.public}/user/{user}/api", self.headers),
+            timeout=60,
+            what=f"{self.label}: {user} through the proxy after its ready event",
+            interval=self.poll,
+        )
+        return Span(start, time.monotonic(), user, wall_start, time.time())
+
     def is_stopped(self, user: str) -> bool:
         resp = self.api("GET", f"/users/{user}")
         if resp.status_code != 200:
@@ -337,8 +376,10 @@ class Hub:
             return False
         return server is None or not (server.get("ready") or server.get("pending"))
 
-    def stop(self, users: Sequence[str]) -> float:
-        """DELETE every server at once and wait until all are stopped."""
+    def stop(self, users: Sequence[str], interval: float = 0.05) -> float:
+        """DELETE every server at once and wait until all are stopped (asking
+        the hub every INTERVAL s: JupyterHub answers its DELETE once the
+        server has stopped, ours at once)."""
         start = time.monotonic()
 
         def one(i: int) -> Span:
@@ -349,21 +390,25 @@ class Hub:
                 lambda: self.is_stopped(users[i]),
                 timeout=60,
                 what=f"{self.label}: {users[i]} to stop",
-                interval=0.05,
+                interval=interval,
             )
             return Span(start, time.monotonic())
 
         at_once(len(users), one)
         return time.monotonic() - start
 
-    def spawn(self, count: int) -> tuple[list[Span], float]:
-        """COUNT servers started at once; returns their spans and the stop time."""
+    def spawn(self, count: int, watched: bool = False) -> tuple[list[Span], float]:
+        """COUNT servers started at once; returns their spans and the stop time.
+        WATCHED: each start waits as a person's browser does (spawn_watched)
+        and the stop is checked every 0.25 s, for the CPU rounds."""
         users = user_names(count)
+        one = self.spawn_watched if watched else self.spawn_one
         try:
-            spans = at_once(count, lambda i: self.spawn_one(users[i]))
-            self.history.extend((count, span) for span in spans)
+            spans = at_once(count, lambda i: one(users[i]))
+            if not watched:
+                self.history.extend((count, span) for span in spans)
         finally:
-            stopped = self.stop(users)
+            stopped = self.stop(users, interval=0.25 if watched else 0.05)
         return spans, stopped
 
     def cpu(self) -> float:
@@ -478,9 +523,10 @@ def start_ours(
     redis_db: int,
     extra_env: dict[str, str] | None = None,
 ) -> Hub:
-    """Our Procfile's hub, router and worker; EXTRA_ENV (e.g. HUB_SPAWNER) on top."""
+    """Our Procfile's hub, stream server, router and worker (`make run` without
+    beat); EXTRA_ENV (e.g. HUB_SPAWNER) on top."""
     tmp.mkdir(parents=True)
-    hub_port, router_port = free_port(), free_port()
+    hub_port, router_port, stream_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     if "HUB_LOCAL_PREFORK" in os.environ:  # compare with and without the zygote
@@ -490,6 +536,7 @@ def start_ours(
         HUB_BIND_URL=f"http://127.0.0.1:{hub_port}",
         HUB_PUBLIC_URL=f"http://127.0.0.1:{router_port}",
         HUB_ROUTER_LISTEN=f"127.0.0.1:{router_port}",
+        HUB_STREAM_URL=f"http://127.0.0.1:{stream_port}",
         # INFO: start_ours waits for the worker's "ready." line (the Procfile passes
         # HUB_LOG_LEVEL on to Celery)
         HUB_LOG_LEVEL="INFO",
@@ -526,6 +573,7 @@ def start_ours(
                 "--procfile",
                 str(ROOT / "Procfile"),
                 "hub",
+                "streams",
                 "router",
                 "worker",
             ],
@@ -542,6 +590,12 @@ def start_ours(
             what="the Celery worker",
             interval=0.1,
         )
+        wait_until(
+            lambda: port_open(stream_port) or proc.poll() is not None,
+            timeout=60,
+            what="the stream server",
+            interval=0.1,
+        )
         if proc.poll() is not None:
             raise BenchError(f"the supervisor exited: {tail(log)}")
     except subprocess.CalledProcessError as exc:
@@ -551,6 +605,14 @@ def start_ours(
         hub.close()
         raise
     return hub
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -657,22 +719,27 @@ def measure(
     rounds: int,
     poll: float,
     parts: dict[str, list[dict[str, float]]] | None = None,
+    watched: bool = False,
 ) -> dict[str, list[Result]]:
     """Interleaved rounds (the order rotates); per system and round:
     (spawn s, stop s, control-plane CPU s of the start + stop cycle), and in
-    PARTS that CPU per role."""
+    PARTS that CPU per role. WATCHED: hubs only, each start followed as a
+    browser does (Hub.spawn_watched)."""
     found: dict[str, list[Result]] = {name: [] for name in systems}
     names = list(systems)
     for r in range(rounds if names else 0):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            if name in errors:
+            if name in errors or (watched and not isinstance(systems[name], Hub)):
                 continue
             system = systems[name]
             system.poll = poll
             parts_before = system.cpu_parts()
             cpu_before = system.cpu()
             try:
-                spans, stopped = system.spawn(count)
+                if watched and isinstance(system, Hub):
+                    spans, stopped = system.spawn(count, watched=True)
+                else:
+                    spans, stopped = system.spawn(count)
             except (BenchError, TimeoutError) as exc:
                 errors[name] = f"{count} user(s), round {r + 1}: {exc}"
                 print(f"{name}: FAILED: {errors[name]}", flush=True)
@@ -685,7 +752,8 @@ def measure(
                     {k: v - parts_before.get(k, 0.0) for k, v in after.items()}
                 )
             print(
-                f"  round {r + 1}, {count} user(s), {name}: {total(spans):.2f} s"
+                f"  round {r + 1}, {count} user(s){' watched' if watched else ''}, {name}:"
+                f" {total(spans):.2f} s"
                 f" (stop {stopped:.2f} s, control-plane CPU {cpu:.2f} s)",
                 flush=True,
             )
@@ -705,6 +773,7 @@ def report(
     names: Sequence[str],
     labels: dict[str, str],
     one: dict[str, list[Result]],
+    watched: dict[str, list[Result]],
     crowd: dict[str, list[Result]],
     args: argparse.Namespace,
     errors: dict[str, str],
@@ -727,7 +796,14 @@ def report(
             [f"{args.crowd} users at once: all answering 200", *[col(crowd, n, 0) for n in names]],
             ["stop 1 (until stopped)", *[col(one, n, 1) for n in names]],
             [f"stop {args.crowd} at once", *[col(crowd, n, 1) for n in names]],
-            ["control-plane CPU, 1 user start+stop", *[col(one, n, 2) for n in names]],
+            [
+                "control-plane CPU, 1 user start+stop (client on the progress stream)",
+                *[col(watched, n, 2) for n in names],
+            ],
+            [
+                f"  the same, client polling the proxy every {args.poll * 1000:.0f} ms",
+                *[col(one, n, 2) for n in names],
+            ],
             [
                 f"control-plane CPU, {args.crowd} users start+stop",
                 *[col(crowd, n, 2) for n in names],
@@ -740,11 +816,14 @@ def report(
         ratio_row(f"{args.crowd} users <= 0.7x JupyterHub", crowd, "ours", "jupyterhub", 0.7),
         ratio_row(
             "control-plane CPU, 1 user start+stop <= 0.5x JupyterHub",
-            one,
+            watched,
             "ours",
             "jupyterhub",
             0.5,
             index=2,
+        ),
+        ratio_row(
+            "(info) the same, client polling the proxy", one, "ours", "jupyterhub", None, index=2
         ),
         ratio_row("(info) JupyterHub 1 user vs bare", one, "jupyterhub", "bare", None),
         ratio_row(f"(info) {args.crowd} users: ours vs bare", crowd, "ours", "bare", None),
@@ -787,7 +866,10 @@ def report_cpu_parts(
     if not shown:
         return
     roles = sorted({r for n in shown for cycle in parts[n] for r in cycle})
-    print("\ncontrol-plane CPU of 1 user start+stop, per process role (median, ms):")
+    print(
+        "\ncontrol-plane CPU of 1 user start+stop (client on the progress stream),"
+        " per process role (median, ms):"
+    )
     print_table(
         ["role", *[labels[n] for n in shown]],
         [
@@ -832,7 +914,8 @@ def main() -> int:
             "jupyterhub": f"JupyterHub {JH_VERSION}",
         }
         parts: dict[str, list[dict[str, float]]] = {}
-        one = measure(systems, errors, 1, args.runs, args.poll, parts)
+        one = measure(systems, errors, 1, args.runs, args.poll)
+        watched = measure(systems, errors, 1, args.runs, args.poll, parts, watched=True)
         crowd = measure(systems, errors, args.crowd, args.crowd_runs, args.crowd_poll)
         print(f"\nmachine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
         print(
@@ -846,7 +929,7 @@ def main() -> int:
             f"poll interval: {args.poll * 1000:.0f} ms (1 user), {args.crowd_poll * 1000:.0f} ms"
             f" ({args.crowd} users), same for every system"
         )
-        report(names, labels, one, crowd, args, errors)
+        report(names, labels, one, watched, crowd, args, errors)
         report_cpu_parts(names, labels, parts)
         ours = systems.get("ours")
         if isinstance(ours, Hub) and ours.history:
