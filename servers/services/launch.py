@@ -113,6 +113,9 @@ def start_on_spawner(server_id: int) -> None:
         _start(server, spawner, attempt, lease)
 
 
+PORT_TRIES = 3  # a start whose port another process took is tried again on a new one
+
+
 def _start(server: Server, spawner: Spawner, attempt: str, lease: leases.Heartbeat) -> None:
     deadline = time.monotonic() + settings.HUB_START_TIMEOUT
     note_progress(server, 10, "Preparing your server")
@@ -121,17 +124,28 @@ def _start(server: Server, spawner: Spawner, attempt: str, lease: leases.Heartbe
     try:
         raw = issue_credentials(server)
         spec = replace(build_spec(server, raw), attempt=attempt)
-        started = spawner.start(spec, lambda pct, msg: note_progress(server, pct, msg))
-        state = started.state
-        if not mine.update(spawner_state=state, url=started.url):
-            spawner.stop(state, grace=settings.HUB_STOP_GRACE)
-            return  # stopped, deleted or taken over meanwhile
-        note_progress(server, 50, "Waiting for the server to answer")
 
         def owned() -> bool:
             return not lease.lost.is_set() and mine.exists()
 
-        _wait_ready(spawner, state, started.url + server.prefix + "api", deadline, owned)
+        for tries in range(1, PORT_TRIES + 1):
+            started = spawner.start(spec, lambda pct, msg: note_progress(server, pct, msg))
+            state = started.state
+            if not mine.update(spawner_state=state, url=started.url):
+                spawner.stop(state, grace=settings.HUB_STOP_GRACE)
+                return  # stopped, deleted or taken over meanwhile
+            note_progress(server, 50, "Waiting for the server to answer")
+            try:
+                _wait_ready(spawner, state, started.url + server.prefix + "api", deadline, owned)
+            except SpawnError:
+                if tries == PORT_TRIES or not spawner.lost_its_port(state) or not owned():
+                    raise
+                log.warning("%s: its port was taken before it bound it; starting again", server)
+                spawner.stop(state, grace=settings.HUB_STOP_GRACE)
+                state = {}
+                note_progress(server, 30, "Its port was taken meanwhile: starting on another")
+                continue
+            break
     except SpawnError as exc:
         if state:
             spawner.stop(state, grace=settings.HUB_STOP_GRACE)

@@ -165,6 +165,13 @@ class Spawner(ABC):
         """A short reason for an unexpected exit, shown to the user."""
         return "the server exited"
 
+    def lost_its_port(self, state: dict[str, Any]) -> bool:
+        """Whether a server that exited while starting did so because another
+        process bound the port it was given between the choice and its own
+        bind: a race of every spawner that picks free ports, worth a new try
+        rather than a failed start."""
+        return False
+
     def cleanup(self, active: Iterable[tuple[str, str]], *, grace: float) -> list[str]:
         """Reconcile: remove servers this backend runs that belong to none of
         ACTIVE ((username, server name) of every starting, running or

@@ -344,6 +344,20 @@ class LocalProcessSpawner(Spawner):
                 pass
         return f"the server process exited{': ' + tail if tail else ''}"
 
+    def lost_its_port(self, state: dict[str, Any]) -> bool:
+        """jupyter-server's words when its port is taken, naming this port (the
+        log is appended to across starts, each with its own port)."""
+        port, path = state.get("port"), state.get("log")
+        if not port or not path:
+            return False
+        try:
+            text = Path(path).read_text(errors="replace")[-20000:]
+        except OSError:
+            return False
+        return f"port {port} is already in use" in text.lower() or (
+            f"port {port} is not available" in text.lower()
+        )
+
 
 @contextmanager
 def _exit_watch(pid: int) -> Iterator[int | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -52,6 +53,32 @@ def test_start_requested_twice_spawns_once(alice, live_hub, celery_live_worker):
     services.request_stop(server, by="alice")
     wait_state(server, Server.State.STOPPED, timeout=30)
     assert get_spawner().poll(state) == 0
+
+
+def test_a_start_whose_port_was_taken_starts_again_on_another(alice, start_server, monkeypatch):
+    """Seen in CI: between the spawner choosing a free port and the server
+    binding it, another process (here a socket the test holds) takes it."""
+    from servers.spawners import local
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    given: list[int] = []
+    real = local.free_port
+
+    def first_one_taken() -> int:
+        given.append(taken.getsockname()[1] if not given else real())
+        return given[-1]
+
+    monkeypatch.setattr(local, "free_port", first_one_taken)
+    try:
+        server = start_server(alice)
+    finally:
+        taken.close()
+    assert len(given) >= 2
+    assert server.url == f"http://127.0.0.1:{given[-1]}" != f"http://127.0.0.1:{given[0]}"
+    assert server.events.filter(message__startswith="Its port was taken").count() == 1
+    assert get_spawner().poll(server.spawner_state) is None
 
 
 def test_dead_process_is_noticed_and_the_server_marked_failed(alice, start_server):
