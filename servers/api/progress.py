@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -231,9 +232,14 @@ def _read_events(wanted: dict[int, int]) -> tuple[list[tuple[int, int, str, int,
 
 
 def _events_sql(count: int) -> str:
+    return f"{_events_select(connection.vendor)} ({', '.join(['%s'] * count)})"
+
+
+@functools.cache
+def _events_select(vendor: str) -> str:
     """Every watched server that still exists, once per new event (or once
     with NULLs: a LEFT JOIN, so that a server with nothing new is still seen
-    alive)."""
+    alive); built once per database kind, not five times a second."""
     q = connection.ops.quote_name
     server, event = Server._meta, ServerEvent._meta
     column = {name: q(event.get_field(name).column) for name in ("id", "kind", "progress")}
@@ -243,7 +249,7 @@ def _events_sql(count: int) -> str:
         f" FROM {q(server.db_table)} s LEFT JOIN {q(event.db_table)} e"
         f" ON e.{q(event.get_field('server').column)} = s.{q(server.pk.column)}"
         f" AND e.{column['id']} > %s"
-        f" WHERE s.{q(server.pk.column)} IN ({', '.join(['%s'] * count)})"
+        f" WHERE s.{q(server.pk.column)} IN"
     )
 
 

@@ -334,29 +334,31 @@ class LocalProcessSpawner(Spawner):
                 time.sleep(min(0.05, left))
 
     def describe_failure(self, state: dict[str, Any]) -> str:
-        tail = ""
-        path = state.get("log")
-        if path:
-            try:
-                lines = Path(path).read_text(errors="replace").splitlines()
-                tail = "; ".join(line for line in lines[-3:] if line.strip())
-            except OSError:
-                pass
+        lines = _log_tail(state.get("log")).splitlines()
+        tail = "; ".join(line for line in lines[-3:] if line.strip())
         return f"the server process exited{': ' + tail if tail else ''}"
 
     def lost_its_port(self, state: dict[str, Any]) -> bool:
         """jupyter-server's words when its port is taken, naming this port (the
         log is appended to across starts, each with its own port)."""
-        port, path = state.get("port"), state.get("log")
-        if not port or not path:
-            return False
-        try:
-            text = Path(path).read_text(errors="replace")[-20000:]
-        except OSError:
-            return False
-        return f"port {port} is already in use" in text.lower() or (
-            f"port {port} is not available" in text.lower()
-        )
+        port = state.get("port")
+        text = _log_tail(state.get("log")).lower() if port else ""
+        return f"port {port} is already in use" in text or f"port {port} is not available" in text
+
+
+def _log_tail(path: str | None, limit: int = 20_000) -> str:
+    """The last LIMIT bytes of a server's log ("" if it has none): the log
+    grows across the server's starts, only its end says why the last one
+    ended."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(log_file.tell() - limit, 0))
+            return log_file.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @contextmanager
