@@ -80,7 +80,9 @@ class ServerQuerySet(models.QuerySet["Server"]):
         from servers import routefeed
 
         lock_of = ("self",) if connections[self.db].features.has_select_for_update_of else ()
-        with transaction.atomic(using=self.db):
+        # one transaction, no savepoint of its own inside a caller's: nothing
+        # here is caught and retried, so an error ends the caller's anyway
+        with transaction.atomic(using=self.db, savepoint=False):
             # lock the matching rows, so exactly these are updated and recorded
             locked = self.select_for_update(of=lock_of)  # MariaDB has no FOR UPDATE OF
             rows = list(locked.values_list("pk", "state", "url"))

@@ -72,7 +72,7 @@ def _change(user: str, name: str, state: str, url: str) -> Change:
 def append(changes: list[Change]) -> None:
     if not changes:
         return
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction, if any
         last = _advance(len(changes))
         first = last - len(changes) + 1
         _mark_pending(first)
