@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from servers.models import Server
 from tests.factories import ServerFactory, UserFactory
 
@@ -116,6 +119,31 @@ def test_activity_moves_last_activity_forward_only(router_client, alice):
     router_client.post("/hub/api/routes/activity", {"/user/alice/": older}, format="json")
     server.refresh_from_db()
     assert server.last_activity == newer
+
+
+def test_a_report_naming_many_servers_costs_the_same_few_queries(router_client):
+    base = timezone.now() - timedelta(hours=3)
+    servers = [running(UserFactory(username=f"busy{i}"), port=42000 + i) for i in range(40)]
+    named = [running(servers[0].user, "lab", 41999)]
+    Server.objects.update(last_activity=base)
+    # even-numbered servers were seen later than the report's traffic: kept
+    for server in servers[::2]:
+        Server.objects.filter(pk=server.pk).update(last_activity=base + timedelta(hours=2))
+    seen = base + timedelta(hours=1)
+    stamp = seen.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    report = {s.prefix: stamp for s in servers + named} | {"/user/ghost/": stamp}
+    with CaptureQueriesContext(connection) as queries:
+        response = router_client.post("/hub/api/routes/activity", report, format="json")
+    assert response.status_code == 204
+    assert len(queries) <= 4  # read the servers, move them, move their users (+ a transaction)
+    after = dict(Server.objects.values_list("pk", "last_activity"))
+    for i, server in enumerate(servers):
+        assert after[server.pk] == (base + timedelta(hours=2) if i % 2 == 0 else seen)
+    assert after[named[0].pk] == seen
+    users = dict(
+        User.objects.filter(username__startswith="busy").values_list("username", "last_activity")
+    )
+    assert set(users.values()) == {seen}
 
 
 @pytest.mark.parametrize(
