@@ -269,6 +269,12 @@ REST_FRAMEWORK = {
 # the file rewritten on every route change, which routers on this machine watch
 # (routing/router/wakefile.py: a wake channel without Redis); "" = none written
 HUB_ROUTE_WAKE_FILE = env_str("HUB_ROUTE_WAKE_FILE", str(HUB_DATA_DIR / "run" / "routes-changed"))
+# touched after each commit that wrote server events; stream servers on this
+# machine watch its folder, which holds nothing else (servers/eventwake.py);
+# "" = off
+HUB_EVENT_WAKE_FILE = env_str(
+    "HUB_EVENT_WAKE_FILE", str(HUB_DATA_DIR / "run" / "events" / "written")
+)
 
 # --- Celery -------------------------------------------------------------------
 HUB_REDIS_URL = env_str("HUB_REDIS_URL")

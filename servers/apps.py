@@ -6,6 +6,7 @@ class ServersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from servers import routefeed
+        from servers import eventwake, routefeed
 
         routefeed.connect()
+        eventwake.connect()

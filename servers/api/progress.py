@@ -30,12 +30,14 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from servers import eventwake
 from servers.models import Server, ServerEvent
 
 log = logging.getLogger(__name__)
 
 Kind = ServerEvent.Kind
 POLL_INTERVAL = 0.2
+TRUSTED_POLL_INTERVAL = 2.0  # the safety poll once wakes have proved to come (eventwake)
 KEEPALIVE_EVERY = 8.0
 KEEPALIVE = ":\n\n"  # an SSE comment: keeps proxies from closing an idle stream
 
@@ -156,11 +158,19 @@ class ProgressFeed:
     fails is logged and tried again on a fresh connection: the streams wait,
     as their watchers would for a slow spawn, until their deadline."""
 
-    def __init__(self, *, interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, *, interval: float = POLL_INTERVAL, trusted_interval: float = TRUSTED_POLL_INTERVAL
+    ) -> None:
         self.interval = interval
+        self.trusted_interval = trusted_interval
         self._watches: dict[int, set[_Watch]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="progress-feed")
+        self._woken = asyncio.Event()
+        self._opened = False  # a stream opened since the last round: read now
+        self._live = 0  # wake channels listening now (servers/eventwake.py)
+        self.trusted = False  # whether new events come with a wake: then poll slowly
         self.rounds = 0  # database rounds so far (what the benchmark and tests count)
 
     def __len__(self) -> int:
@@ -169,9 +179,23 @@ class ProgressFeed:
     def watch(self, server_id: int, after: int) -> _Watch:
         watch = _Watch(server_id, after)
         self._watches.setdefault(server_id, set()).add(watch)
+        self._opened = True
+        self._woken.set()
+        loop = asyncio.get_running_loop()
+        if self._listener is None or self._listener.done():
+            self._listener = loop.create_task(eventwake.listen(self.wake, self._note_live))
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(self._read())
+            self._reader = loop.create_task(self._read())
         return watch
+
+    def wake(self) -> None:
+        """Events were written: read now rather than at the next poll."""
+        self._woken.set()
+
+    def _note_live(self, live: bool) -> None:
+        self._live += 1 if live else -1
+        if self._live <= 0:
+            self._live, self.trusted = 0, False
 
     def unwatch(self, watch: _Watch) -> None:
         watches = self._watches.get(watch.server_id)
@@ -182,7 +206,10 @@ class ProgressFeed:
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
+        woken = False
         while self._watches:
+            self._woken.clear()  # a wake from here on means another round
+            opened, self._opened = self._opened, False
             wanted = {sid: min(w.last_id for w in ws) for sid, ws in self._watches.items()}
             try:
                 rows, alive = await loop.run_in_executor(self._thread, _read_events, wanted)
@@ -191,8 +218,17 @@ class ProgressFeed:
                 await loop.run_in_executor(self._thread, _drop_connection)
                 rows, alive = [], set(wanted)
             self.rounds += 1
+            if rows and not opened:  # a new stream's first rows prove nothing
+                # trusted once a wake has brought new events; no longer once a
+                # poll has found some that no wake announced
+                self.trusted = woken and self._live > 0
             self._hand_out(rows, alive)
-            await asyncio.sleep(self.interval)
+            pause = self.trusted_interval if self.trusted and self._live else self.interval
+            try:
+                await asyncio.wait_for(self._woken.wait(), pause)
+                woken = True
+            except TimeoutError:
+                woken = False
 
     def _hand_out(self, rows: list[tuple[int, int, str, int, str]], alive: set[int]) -> None:
         by_server: dict[int, list[Row]] = {}
