@@ -120,12 +120,13 @@ $(CULLER_VENV)/.installed: requirements-culler.txt
 
 # Tests get a fresh data dir (homes, logs, the filesystem broker's queue), and
 # run on TEST_WORKERS pytest-xdist workers (each with a data dir and Redis
-# database of its own: tests/xdist_env.py); TEST_WORKERS=0 runs them in one.
+# database of its own: tests/xdist_env.py, and a Kubernetes simulator network
+# of its own: tests/k8s.py); TEST_WORKERS=0 runs them in one.
 TEST_WORKERS ?= 2
 test: deps system-deps test-deps $(CULLER_VENV)/.installed
 	rm -rf .test-data
 	HUB_DATA_DIR=$(CURDIR)/.test-data $(VENV)/bin/python -m pytest \
-		-n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+		-n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check .

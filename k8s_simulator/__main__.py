@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from .images import ImageMap
-from .nodes import load_node_specs
+from .nodes import DEFAULT_NETWORK, Network, load_node_specs
 from .simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m k8s_simulator",
         description="Kubernetes API SIMULATOR (not a cluster): core/v1 over HTTP, a scheduler,"
-        " and a kubelet that runs containers as local processes at pod IPs in 127.77.0.0/16.",
+        " and a kubelet that runs containers as local processes at pod IPs in 127.77.0.0/16"
+        " (--network).",
     )
     parser.add_argument(
         "--listen",
@@ -97,6 +98,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also serve requests without a token (kubectl does not send one over plain HTTP);"
         " a wrong token is still 401",
     )
+    parser.add_argument(
+        "--network",
+        type=int,
+        default=DEFAULT_NETWORK.pods,
+        metavar="N",
+        help="pods get addresses in 127.N.0.0/16, nodes in 127.(N-1).0.0/24 (default 77);"
+        " two simulators on one machine need different N",
+    )
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -114,6 +123,7 @@ def _build(args: argparse.Namespace, images: ImageMap, nodes: list) -> Simulator
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
         allow_anonymous=args.allow_anonymous,
+        network=Network(args.network),
     )
 
 

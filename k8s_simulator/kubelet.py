@@ -29,6 +29,7 @@ from . import errors
 from .events import EventRecorder
 from .faults import Faults
 from .images import ImageMap, normalize
+from .nodes import DEFAULT_NETWORK, Network
 from .probes import watch_readiness
 from .processes import descendants, exit_code, kill_all, launch, signal_tree
 from .runtime import ConfigError, build_launch
@@ -55,17 +56,20 @@ class KubeletConfig:
     api_port: int
     backoff_base: float = 10.0
     backoff_max: float = 300.0
+    network: Network = DEFAULT_NETWORK
 
 
 class IpPool:
-    """Pod IPs 127.77.<node>.2-254, handed out round robin so a freed IP rests a while.
+    """Pod IPs 127.<network>.<node>.2-254 (nodes.Network), handed out round
+    robin so a freed IP rests a while.
 
     A cluster's IPAM never hands out an address in use; on one host the
     addresses are shared with whatever else runs there (another simulator, a
     leftover process of an earlier run), so an address where one of the pod's
     ports cannot be bound is passed over."""
 
-    def __init__(self) -> None:
+    def __init__(self, network: Network = DEFAULT_NETWORK) -> None:
+        self.network = network
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._next: dict[int, itertools.cycle[int]] = {}
@@ -78,7 +82,7 @@ class IpPool:
             cycle = self._next.setdefault(node_index, itertools.cycle(range(2, 255)))
             for check in (ports, ()):
                 for _ in range(253):
-                    ip = f"127.77.{node_index + 1}.{next(cycle)}"
+                    ip = self.network.pod_ip(node_index, next(cycle))
                     if ip not in self._used and _bindable(ip, check):
                         self._used.add(ip)
                         return ip
@@ -129,7 +133,7 @@ class Kubelet:
         self.events = events
         self.faults = faults
         self.config = config
-        self.ips = IpPool()
+        self.ips = IpPool(config.network)
         self.pulled: set[tuple[str, str]] = set()
         self._workers: dict[str, PodWorker] = {}
         self._done: set[str] = set()  # uids whose worker finished
@@ -287,7 +291,7 @@ class PodWorker(threading.Thread):
     def _setup(self) -> None:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         index = self.kubelet.node_index(self.node)
-        self.host_ip = f"127.76.0.{index + 1}"
+        self.host_ip = self.kubelet.ips.network.node_ip(index)
         self.ip = (
             self.host_ip
             if self.pod["spec"].get("hostNetwork")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,39 @@ import yaml
 DEFAULT_CAPACITY = {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
 
-def node_ip(index: int) -> str:
-    return f"127.76.0.{index + 1}"
+@dataclass(frozen=True)
+class Network:
+    """Where the simulator's addresses live: pods in 127.<pods>.<node>.2-254,
+    nodes (and host-network pods) at 127.<pods - 1>.0.<node>. Two simulators
+    on one machine (two test workers) need networks of their own: each hands
+    out its own pods' addresses, and the other's pods are not in its books."""
+
+    pods: int = 77
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.pods <= 254:
+            raise ValueError(f"--network {self.pods}: expected 2-254 (pods in 127.N.0.0/16)")
+
+    def node_ip(self, index: int) -> str:
+        return f"127.{self.pods - 1}.0.{index + 1}"
+
+    def pod_ip(self, index: int, host: int) -> str:
+        return f"127.{self.pods}.{index + 1}.{host}"
+
+    def pod_cidr(self, index: int) -> str:
+        return f"127.{self.pods}.{index + 1}.0/24"
 
 
-def build_node(index: int, spec: dict[str, Any]) -> dict[str, Any]:
+DEFAULT_NETWORK = Network()
+
+
+def node_ip(index: int, network: Network = DEFAULT_NETWORK) -> str:
+    return network.node_ip(index)
+
+
+def build_node(
+    index: int, spec: dict[str, Any], network: Network = DEFAULT_NETWORK
+) -> dict[str, Any]:
     name = spec.get("name") or f"sim-node-{index + 1}"
     capacity = {**DEFAULT_CAPACITY, **{k: str(v) for k, v in (spec.get("capacity") or {}).items()}}
     labels = {
@@ -27,15 +56,15 @@ def build_node(index: int, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "labels": labels},
         "spec": {
-            "podCIDR": f"127.77.{index + 1}.0/24",
-            "podCIDRs": [f"127.77.{index + 1}.0/24"],
+            "podCIDR": network.pod_cidr(index),
+            "podCIDRs": [network.pod_cidr(index)],
             **({"taints": spec["taints"]} if spec.get("taints") else {}),
         },
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
             "addresses": [
-                {"type": "InternalIP", "address": node_ip(index)},
+                {"type": "InternalIP", "address": network.node_ip(index)},
                 {"type": "Hostname", "address": name},
             ],
             "conditions": [

@@ -16,7 +16,7 @@ from .faults import Faults
 from .images import ImageMap
 from .kubeconfig import build_kubeconfig, write_kubeconfig
 from .kubelet import Kubelet, KubeletConfig
-from .nodes import build_node
+from .nodes import DEFAULT_NETWORK, Network, build_node
 from .scheduler import Scheduler
 from .store import Store
 
@@ -40,6 +40,7 @@ class Simulator:
         backoff_base: float = 10.0,
         backoff_max: float = 300.0,
         allow_anonymous: bool = False,
+        network: Network = DEFAULT_NETWORK,
     ) -> None:
         self.allow_anonymous = allow_anonymous
         self.state_dir = state_dir.resolve()
@@ -65,6 +66,7 @@ class Simulator:
                 api_port=int(self.port),
                 backoff_base=backoff_base,
                 backoff_max=backoff_max,
+                network=network,
             ),
         )
         self._serve = threading.Thread(target=self.http.serve_forever, name="api", daemon=True)
@@ -76,7 +78,7 @@ class Simulator:
             if self.store.find("namespaces", "", namespace) is None:
                 self.store.create("namespaces", "", {"metadata": {"name": namespace}})
         for index, spec in enumerate(node_specs):
-            self.store.create("nodes", "", build_node(index, spec))
+            self.store.create("nodes", "", build_node(index, spec, network))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.saver = persistence.Saver(self.store, snapshot_path)
 

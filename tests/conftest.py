@@ -13,19 +13,6 @@ from tests.factories import GroupFactory, UserFactory
 
 PASSWORD = "correct horse battery"
 
-# Pod IPs are fixed (127.77.<node>.<n>), so two simulators at once would hand
-# out the same addresses: every test that runs one stays on one xdist worker.
-SIMULATOR_TESTS = ("tests/k8s_simulator/", "tests/servers/k8s/")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = item.path.as_posix()
-        fixtures = getattr(item, "fixturenames", ())
-        if "k8s_simulator" in fixtures or any(p in path for p in SIMULATOR_TESTS):
-            item.add_marker(pytest.mark.xdist_group("k8s-simulator"))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _quick_password_hashing() -> Iterator[None]:
     """Passwords hashed at 1,000 PBKDF2 iterations in this process (tests/hashers.py);

@@ -44,6 +44,7 @@ class SimulatorProcess:
     url: str
     token: str
     proc: subprocess.Popen[bytes]
+    network: int  # pods in 127.<network>.0.0/16, nodes in 127.<network - 1>.0.0/24
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(
@@ -69,9 +70,22 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None
         time.sleep(0.05)
 
 
+def worker_network() -> int:
+    """The simulator network of this pytest-xdist worker: 127.77 for gw0, 127.79
+    for gw1, ... Each worker runs simulators of its own (pytest 9 ignores the
+    test ids xdist's `loadgroup` rewrites, so tests cannot be kept on one
+    worker), and two simulators with one network handed out the same pod
+    addresses at once: a request meant for one worker's pod reached the
+    other's (the rare 403s, 424s and 502s of the k8s lifecycle tests)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return 77 + 2 * int(worker.removeprefix("gw") or 0)
+
+
 def start_simulator(directory: Path, *extra: str) -> SimulatorProcess:
-    """`python -m k8s_simulator` on a free port, short back-offs; stop with stop_simulator."""
+    """`python -m k8s_simulator` on a free port and this worker's network,
+    short back-offs; stop with stop_simulator."""
     kubeconfig, log = directory / "kubeconfig", directory / "simulator.log"
+    network = worker_network()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -92,6 +106,8 @@ def start_simulator(directory: Path, *extra: str) -> SimulatorProcess:
                 "0.5",
                 "--backoff-max",
                 "2",
+                "--network",
+                str(network),
                 *extra,
             ],
             cwd=ROOT,
@@ -106,6 +122,7 @@ def start_simulator(directory: Path, *extra: str) -> SimulatorProcess:
         url=config["clusters"][0]["cluster"]["server"],
         token=config["users"][0]["user"]["token"],
         proc=proc,
+        network=network,
     )
 
 

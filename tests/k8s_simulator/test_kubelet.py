@@ -25,13 +25,14 @@ def _home(claim: str) -> dict:
 
 
 def test_pod_runs_a_real_http_server_at_its_own_pod_ip(k8s_cluster):
-    k8s_cluster.require_simulator(POD_IPS_UNREACHABLE)
+    network = k8s_cluster.require_simulator(POD_IPS_UNREACHABLE).network
     probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
     manifest = pod_manifest("web", HTTP_SERVER, container={"readinessProbe": probe})
     k8s_cluster.core.create_namespaced_pod(k8s_cluster.namespace, manifest)
     pod = k8s_cluster.wait_for_pod("web", is_ready)
     assert pod.status.phase == "Running"
-    assert pod.status.pod_ip.startswith("127.77.") and pod.status.host_ip.startswith("127.76.")
+    assert pod.status.pod_ip.startswith(f"127.{network}.")
+    assert pod.status.host_ip.startswith(f"127.{network - 1}.")
     assert [ip.ip for ip in pod.status.pod_ips] == [pod.status.pod_ip]
     with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8080/", timeout=10) as response:
         assert response.status == 200

@@ -159,7 +159,8 @@ def test_kubespawner_spawns_and_stops_a_server_against_the_simulator(k8s_cluster
     server = jupyterhub.wait_for(lambda: (s := _server(jupyterhub)).get("ready") and s, "ready")
     pod_name = server["state"]["pod_name"]
     pod = core.read_namespaced_pod(pod_name, ns)
-    assert pod.status.phase == "Running" and pod.status.pod_ip.startswith("127.77.")
+    network = k8s_cluster.require_simulator().network
+    assert pod.status.phase == "Running" and pod.status.pod_ip.startswith(f"127.{network}.")
 
     # through JupyterHub's proxy to the single-user server running in the "pod"
     code, status = jupyterhub.call("GET", "/user/alice/api")
