@@ -367,10 +367,11 @@ class KubernetesSpawner(Spawner):
         return _PodGoing(self, dict(state), time.monotonic() + grace + GONE_MARGIN)
 
     def _delete(self, state: Mapping[str, Any], *, grace: float) -> None:
-        options = client.V1DeleteOptions(grace_period_seconds=int(grace))
+        # DeleteOptions as plain JSON: the client's model costs ~1 ms a stop in
+        # pydantic's model_dump (py-spy), for two fields
+        options: dict[str, Any] = {"gracePeriodSeconds": int(grace)}
         if state.get("uid"):
-            # never a newer pod of the same name
-            options.preconditions = client.V1Preconditions(uid=state["uid"])
+            options["preconditions"] = {"uid": state["uid"]}  # never a newer pod of that name
         try:
             self.cluster.api.delete_namespaced_pod(
                 state["pod"],
