@@ -13,6 +13,7 @@ from tests.factories import GroupFactory, UserFactory
 
 PASSWORD = "correct horse battery"
 
+
 @pytest.fixture(autouse=True, scope="session")
 def _quick_password_hashing() -> Iterator[None]:
     """Passwords hashed at 1,000 PBKDF2 iterations in this process (tests/hashers.py);
