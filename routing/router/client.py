@@ -508,13 +508,28 @@ class RouteSync:
         lookup per poll of a server still starting (bench/spawn.py), half the
         requests such a poll cost the hub."""
         now = self.clock()
-        if self._negative.get(user, 0.0) > now or self.announced_all():
+        if self._negative.get(user, 0.0) > now:
+            log.debug(
+                "%s: no route (the hub said so less than %gs ago)", path, self.policy.negative_ttl
+            )
+            return None
+        if self.announced_all():
+            # rare and telling: the table is trusted to be complete, so a user
+            # whose server has just started must already be in it
+            log.info(
+                "%s: no route, and the wake file says the table has every change (%s)",
+                path,
+                self.version,
+            )
             return None
         key = (user, segment)
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         if len(self._inflight) >= self.policy.max_lookups:
+            log.info(
+                "%s: no route looked up (%d lookups already running)", path, len(self._inflight)
+            )
             return None
         future: asyncio.Future[Route | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -522,6 +537,7 @@ class RouteSync:
         try:
             route = await self._lookup(path)
             if route is None:
+                log.debug("%s: no route at the hub", path)
                 self._remember_miss(user, now)
         finally:
             del self._inflight[key]
