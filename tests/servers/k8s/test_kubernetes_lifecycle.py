@@ -222,7 +222,10 @@ def reason_seen_by(user, server: Server) -> tuple[str, str]:
         # back-off begins): the start fails on whichever the watch shows first,
         # and either way with the registry's answer
         ("ImagePullBackOff", ("the image could not be pulled (", "rpc error: code = NotFound")),
-        ("CrashLoopBackOff", ("restarting in a loop (CrashLoopBackOff)",)),
+        # the container exits (Error, code 1), then the kubelet backs off before
+        # restarting it: the start fails on whichever the watch shows first, the
+        # exit alone or the exit and the loop, and either way with the exit code
+        ("CrashLoopBackOff", ("Error (exit code 1)",)),
         ("OOMKilled", ("OOMKilled: the server ran out of memory",)),
         ("Evicted", ("Evicted: The node was low on resource: memory.",)),
     ],
