@@ -197,13 +197,16 @@ def mark_running(server_id: int, *, url: str, attempt: str | None = None) -> boo
 
 def mark_failed(server: Server, reason: str) -> None:
     """starting|running -> failed with REASON (shown to the user); the
-    server's credentials stop working."""
+    server's credentials stop working. One transaction: whoever sees the
+    server failed sees its event and its credentials gone (CI once caught a
+    failed server whose token was still there, a few ms before its revoke)."""
     now = timezone.now()
-    moved = Server.objects.filter(pk=server.pk, state__in=[State.STARTING, State.RUNNING]).update(
-        state=State.FAILED, failure=reason, url="", changed=now
-    )
-    if moved:
-        ServerEvent.objects.create(
-            server=server, kind=ServerEvent.Kind.FAILED, progress=100, message=reason
-        )
-        revoke_credentials(server)
+    with transaction.atomic():
+        moved = Server.objects.filter(
+            pk=server.pk, state__in=[State.STARTING, State.RUNNING]
+        ).update(state=State.FAILED, failure=reason, url="", changed=now)
+        if moved:
+            ServerEvent.objects.create(
+                server=server, kind=ServerEvent.Kind.FAILED, progress=100, message=reason
+            )
+            revoke_credentials(server)

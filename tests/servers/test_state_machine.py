@@ -153,3 +153,26 @@ def test_failed_server_can_be_started_again(alice, django_capture_on_commit_call
     server.refresh_from_db()
     assert server.state == State.STARTING
     assert server.failure == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_whose_credentials_cannot_be_revoked_leaves_the_server_as_it_was(
+    alice, monkeypatch
+):
+    """mark_failed is one transaction: no reader ever sees a failed server
+    whose credentials still work."""
+    from servers.services import claims, credentials
+
+    server = ServerFactory(user=alice, state=State.STARTING)
+    token = credentials.issue_credentials(server)
+
+    def broken(_server: Server) -> None:
+        raise OperationalError("the database went away mid-revoke")
+
+    monkeypatch.setattr(claims, "revoke_credentials", broken)
+    with pytest.raises(OperationalError):
+        claims.mark_failed(server, "did not answer")
+    server.refresh_from_db()
+    assert server.state == State.STARTING and server.failure == ""
+    assert not server.events.filter(kind=ServerEvent.Kind.FAILED).exists()
+    assert token and server.tokens.count() == 1
