@@ -22,7 +22,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from django.db.models.signals import post_save
 
 from routing.router import wakeup
 from routing.router.inotify import FolderWatch
+from servers import routefeed
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def wake() -> None:
             log.info("could not touch the event wake file: %s", exc)
     if settings.HUB_REDIS_URL:
         try:
-            _redis().publish(channel(), "1")
+            routefeed.wake_publisher().publish(channel(), "1")
         except Exception as exc:  # redis raises several unrelated types
             log.info("could not wake the progress feeds: %s", exc)
 
@@ -86,17 +86,6 @@ def touch(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     os.close(fd)
-
-
-@cache
-def _redis() -> Any:  # redis.Redis, imported lazily
-    import redis
-
-    return redis.Redis.from_url(
-        wakeup.connection_url(settings.HUB_REDIS_URL),
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-    )
 
 
 async def listen(on_wake: Callable[[], None], on_live: Callable[[bool], None]) -> None:

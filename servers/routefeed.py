@@ -148,7 +148,10 @@ def _sql(vendor: str) -> tuple[str, str]:
 
 
 @cache
-def _redis() -> Any:  # redis.Redis, imported lazily
+def wake_publisher() -> Any:  # redis.Redis, imported lazily
+    """The one client this process publishes wakes with (the routers' here, the
+    progress feeds' in servers/eventwake.py): short timeouts, as a wake is best
+    effort and runs after a commit."""
     import redis
 
     return redis.Redis.from_url(
@@ -182,7 +185,7 @@ def wake_routers(last: int, first: int | None = None) -> None:
     if not settings.HUB_REDIS_URL:
         return
     try:
-        _redis().publish(wakeup.channel(settings.HUB_REDIS_URL), str(last))
+        wake_publisher().publish(wakeup.channel(settings.HUB_REDIS_URL), str(last))
     except Exception as exc:  # redis raises several unrelated types
         log.info("could not wake the routers: %s", exc)
 
