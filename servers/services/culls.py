@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -159,14 +160,18 @@ def cull_idle(
 
 
 def _cull_server(server: Server, action: culling.StopServer) -> bool:
-    if not request_stop(server, by="culler", remove=action.remove):
-        return False  # no longer running: stopped meanwhile, or another pass culled it
-    ServerEvent.objects.create(
-        server=server,
-        kind=ServerEvent.Kind.CULLED,
-        message=f"Culled: {action.reason}",
-        actor="culler",
-    )
+    """The claim and its `culled` event commit together, and only then is the
+    stop sent: a stop that finished first removed a named server under the
+    event still to be written (an IntegrityError, and a cull without reason)."""
+    with transaction.atomic():
+        if not request_stop(server, by="culler", remove=action.remove):
+            return False  # no longer running: stopped meanwhile, or another pass culled it
+        ServerEvent.objects.create(
+            server=server,
+            kind=ServerEvent.Kind.CULLED,
+            message=f"Culled: {action.reason}",
+            actor="culler",
+        )
     metrics.CULLS.labels(kind="server").inc()
     return True
 

@@ -271,6 +271,32 @@ def test_named_servers_are_removed_when_the_policy_says_so(alice, settings, cele
     wait_stopped(default)  # the default server is stopped, never removed
 
 
+def test_a_named_server_removed_at_once_by_its_stop_keeps_the_cull_whole(
+    alice, settings, monkeypatch
+):
+    """A worker so quick that the stop is done, and the named server removed,
+    the moment its claim commits: the culled event must already be written
+    (it was written after the claim, and then raised an IntegrityError on the
+    removed server). Here the task is run as it is sent, in this thread."""
+    from servers.services import claims, launch
+
+    settings.HUB_CULL_TIMEOUT = 60.0
+    settings.HUB_CULL_REMOVE_NAMED_SERVERS = True
+    named = running_row(alice, "big", started_ago=600, idle_for=120)
+    sent: list[tuple[str, int]] = []
+
+    def run_at_once(name: str, args: tuple[int], **_: object) -> None:
+        sent.append((name, args[0]))
+        assert ServerEvent.objects.filter(server_id=args[0], kind=ServerEvent.Kind.CULLED).exists()
+        launch.stop_on_spawner(args[0])
+
+    monkeypatch.setattr(claims.app, "send_task", run_at_once)
+    report = services.cull_idle()
+    assert len(report.stopped) == 1 and report.stopped[0].startswith(f"{named}: ")
+    assert sent == [(claims.STOP_TASK, named.pk)]
+    assert not Server.objects.filter(pk=named.pk).exists()
+
+
 def test_two_passes_at_once_cull_each_server_once(alice, bob, settings, celery_live_worker):
     """A second beat started by mistake: both passes decide, one claim wins."""
     settings.HUB_CULL_TIMEOUT = 60.0
