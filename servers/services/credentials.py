@@ -14,6 +14,7 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 
 from accounts import services as account_services
@@ -22,8 +23,11 @@ from servers import hosts
 from servers.models import Server
 
 
+@transaction.atomic(savepoint=False)
 def issue_credentials(server: Server) -> str:
-    """A fresh server token plus the OAuth client whose secret it is."""
+    """A fresh server token plus the OAuth client whose secret it is. One
+    transaction: nobody sees the token without its client, or the old pair
+    half replaced (and a start commits once here, not five times)."""
     ApiToken.objects.filter(server=server, kind=ApiToken.Kind.SERVER).delete()
     OAuthClient.objects.filter(Q(server=server) | Q(identifier=server.client_id)).delete()
     username = server.user.username
@@ -52,7 +56,9 @@ def issue_credentials(server: Server) -> str:
     return raw
 
 
+@transaction.atomic(savepoint=False)
 def revoke_credentials(server: Server) -> None:
+    """Every token and OAuth client of SERVER gone, at one commit."""
     ApiToken.objects.filter(server=server).delete()
     OAuthClient.objects.filter(server=server).delete()
     Server.objects.filter(pk=server.pk).update(probe_token="")

@@ -313,17 +313,20 @@ STOP_HOLD = 1.0  # seconds a stop task waits for its server in its own thread
 
 def finish_stop(server: Server, began: float) -> None:
     """The server is gone: stopped, its credentials revoked, a named server
-    marked for removal removed. Once only (compare-and-set on STOPPING)."""
-    if Server.objects.filter(pk=server.pk, state=State.STOPPING).update(
-        state=State.STOPPED, url="", spawner_state={}, changed=timezone.now()
-    ):
-        metrics.SERVER_STOP_DURATION_SECONDS.labels(status="success").observe(
-            time.monotonic() - began
+    marked for removal removed. Once only (compare-and-set on STOPPING), and
+    in one transaction, as mark_failed: whoever sees the server stopped sees
+    its event and its credentials gone."""
+    with transaction.atomic():
+        stopped = Server.objects.filter(pk=server.pk, state=State.STOPPING).update(
+            state=State.STOPPED, url="", spawner_state={}, changed=timezone.now()
         )
+        if not stopped:
+            return
         ServerEvent.objects.create(server=server, kind=ServerEvent.Kind.STOPPED, message="Stopped")
         revoke_credentials(server)
         if server.name:
             Server.objects.filter(pk=server.pk, state=State.STOPPED, remove_on_stop=True).delete()
+    metrics.SERVER_STOP_DURATION_SECONDS.labels(status="success").observe(time.monotonic() - began)
 
 
 def stop_now(server: Server, *, by: str) -> None:

@@ -176,3 +176,44 @@ def test_a_failure_whose_credentials_cannot_be_revoked_leaves_the_server_as_it_w
     assert server.state == State.STARTING and server.failure == ""
     assert not server.events.filter(kind=ServerEvent.Kind.FAILED).exists()
     assert token and server.tokens.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_whose_credentials_cannot_be_revoked_leaves_the_server_stopping(alice, monkeypatch):
+    """finish_stop is one transaction too: a stopped server's token never
+    outlives its stop, and the stop can be finished again (reconcile)."""
+    from servers.services import launch
+
+    server = ServerFactory(user=alice, state=State.STOPPING)
+    token = services.issue_credentials(server)
+
+    def broken(_server: Server) -> None:
+        raise OperationalError("the database went away mid-revoke")
+
+    monkeypatch.setattr(launch, "revoke_credentials", broken)
+    with pytest.raises(OperationalError):
+        launch.finish_stop(server, time.monotonic())
+    server.refresh_from_db()
+    assert server.state == State.STOPPING
+    assert not server.events.filter(kind=ServerEvent.Kind.STOPPED).exists()
+    assert token and server.tokens.count() == 1
+
+    monkeypatch.undo()
+    launch.finish_stop(server, time.monotonic())
+    server.refresh_from_db()
+    assert server.state == State.STOPPED
+    assert server.events.filter(kind=ServerEvent.Kind.STOPPED).count() == 1
+    assert server.tokens.count() == 0 and server.probe_token == ""
+
+
+@pytest.mark.django_db
+def test_new_credentials_replace_the_old_token_and_client_together(alice):
+    from accounts.models import OAuthClient
+
+    server = ServerFactory(user=alice, state=State.STARTING)
+    first = services.issue_credentials(server)
+    second = services.issue_credentials(server)
+    assert first != second
+    assert server.tokens.count() == 1
+    client = OAuthClient.objects.get(server=server)
+    assert client.secret_matches(second) and not client.secret_matches(first)
