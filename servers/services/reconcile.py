@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from hubsite.processes import identity_alive
@@ -113,14 +114,17 @@ def _apply(action: plan.Action, servers: dict[int, Server], spawner: Spawner) ->
         stop_leftovers(server, spawner, keep_attempt="")
         return f"failed the stale start of {server}"
     if isinstance(action, plan.Requeue):
-        if not requeue_start(server, expected_attempt=server.attempt):
-            return None
-        ServerEvent.objects.create(
-            server=server,
-            kind=ServerEvent.Kind.RECONCILED,
-            message=f"Start enqueued again: {action.reason}",
-            actor="reconcile",
-        )
+        # with its event, before the task is sent: a watcher reads why the
+        # start goes on before the new attempt's first step (as _cull_server)
+        with transaction.atomic():
+            if not requeue_start(server, expected_attempt=server.attempt):
+                return None
+            ServerEvent.objects.create(
+                server=server,
+                kind=ServerEvent.Kind.RECONCILED,
+                message=f"Start enqueued again: {action.reason}",
+                actor="reconcile",
+            )
         return f"enqueued the start of {server} again: {action.reason}"
     if isinstance(action, plan.FinishStop):
         stop_on_spawner(server.pk)

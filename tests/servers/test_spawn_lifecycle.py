@@ -152,3 +152,27 @@ def test_start_orphaned_by_a_dead_worker_is_failed_by_reconcile(alice, settings)
     server.refresh_from_db()
     assert server.state == Server.State.FAILED
     assert "worker may have died" in server.failure
+
+
+def test_a_start_enqueued_again_says_why_before_its_task_is_sent(alice, monkeypatch):
+    """No task ever claimed this start: reconcile sends it again, and the
+    RECONCILED event is in the database by then (the new attempt's steps
+    follow it on the progress stream, never precede it)."""
+    from servers.services import claims
+
+    server = services.get_or_create_server(alice, "")
+    Server.objects.filter(pk=server.pk).update(
+        state=Server.State.STARTING, requested_at=timezone.now() - timedelta(seconds=30)
+    )
+    explained_when_sent: list[bool] = []
+
+    def send_task(name: str, args: tuple[int], **_: object) -> None:
+        explained_when_sent.append(
+            ServerEvent.objects.filter(server_id=args[0], kind=ServerEvent.Kind.RECONCILED).exists()
+        )
+
+    monkeypatch.setattr(claims.app, "send_task", send_task)
+    assert reconcile_servers() == 1
+    assert explained_when_sent == [True]
+    server.refresh_from_db()
+    assert server.state == Server.State.STARTING
