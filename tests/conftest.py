@@ -85,6 +85,18 @@ from tests.k8s import k8s_cluster, k8s_simulator  # noqa: E402, F401
 from tests.live import celery_live_worker, live_hub, router, start_server  # noqa: E402, F401
 
 
+@pytest.fixture(autouse=True)
+def _fresh_route_table_build() -> None:
+    """Each test has a database of its own, and version numbers start again in
+    it: the full route table kept for a version by an earlier test (whose
+    factories' running servers the feed never saw) must not be served to this
+    one. It was: a router started at version 0 in a live test could get an
+    earlier test's /user/alice/ pointing at that test's port."""
+    from routing.api import routes
+
+    routes.forget_full_body()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _stop_zygotes_at_exit() -> Iterator[None]:
     """Prefork zygotes are detached from the worker that started them: stop

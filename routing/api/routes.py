@@ -55,6 +55,16 @@ _built: tuple[str, bytes] | None = None
 _build_lock = threading.Lock()
 
 
+def forget_full_body() -> None:
+    """Drop the kept build: the database under this process was replaced, so
+    a version number may now stand for another table. The tests replace it
+    between tests (and their factories write running servers the feed never
+    saw); an operator who restores a backup restarts the hubs instead."""
+    global _built
+    with _build_lock:
+        _built = None
+
+
 def full_body(version: str) -> bytes:
     """The serialized full answer for VERSION (read after VERSION was taken, so
     it may already hold later changes: the next `since` sends them again)."""
