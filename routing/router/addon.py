@@ -156,7 +156,8 @@ class RouterAddon:
 
     async def _resolve_then_send(self, flow: http.HTTPFlow, where: Classified) -> None:
         path = flow.request.path.split("?", 1)[0]
-        route = await self.sync.resolve(where.user, where.segment, path)
+        safe = flow.request.method in ("GET", "HEAD")
+        route = await self.sync.resolve(where.user, where.segment, path, safe=safe)
         if route is None:
             self._send_to_hub(flow, rewrite=True)
         else:

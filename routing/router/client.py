@@ -262,6 +262,7 @@ class SyncPolicy:
     # (bench/router.py "route propagation", polling: 1 s here gave p99 ~0.8 s, 50 ms
     # gave p99 50-120 ms depending on how fast the hub renders its page).
     negative_ttl: float = 0.025
+    after_redirect: float = 1.0  # a user the hub sent to its server: misses looked up
     max_lookups: int = 4  # concurrent lookups per process; beyond: treat as a miss
     activity_every: float = 5.0
     stale_backoff: float = 2.0
@@ -283,6 +284,9 @@ class RouteSync:
     last_ok: float = 0.0
     _last_full: float = float("-inf")
     _negative: dict[str, float] = field(default_factory=dict)
+    # users the hub sent to their server (hub_redirected): their misses are
+    # looked up until then, whatever the wake file says
+    _sent_to_server: dict[str, float] = field(default_factory=dict)
     _inflight: dict[tuple[str, str], asyncio.Future[Route | None]] = field(default_factory=dict)
     _rechecks: dict[str, asyncio.Future[Route | None]] = field(default_factory=dict)
     _rechecked: dict[str, tuple[float, Route | None]] = field(default_factory=dict)
@@ -495,7 +499,9 @@ class RouteSync:
 
     # --- misses ---------------------------------------------------------------------
 
-    async def resolve(self, user: str, segment: str, path: str) -> Route | None:
+    async def resolve(
+        self, user: str, segment: str, path: str, *, safe: bool = True
+    ) -> Route | None:
         """Ask the hub about a path the table does not know. Negative answers are
         cached per user for `negative_ttl`, identical lookups share one call, and at
         most `max_lookups` run at once, so a flood of unknown names costs the hub
@@ -506,14 +512,20 @@ class RouteSync:
         writes its number right after, so the table holds every route the hub
         could name. That was a
         lookup per poll of a server still starting (bench/spawn.py), half the
-        requests such a poll cost the hub."""
+        requests such a poll cost the hub. Only for SAFE requests (GET, HEAD:
+        what polls are), and not for a user the hub has just sent to its
+        server: a table that lacked a route anyway (CI saw it twice, a POST
+        answered by the hub's 424 right after the server started) then costs
+        one lookup, which also finds the table out (_found_missing), instead of
+        a request no client retries or a redirect loop."""
         now = self.clock()
         if self._negative.get(user, 0.0) > now:
             log.debug(
                 "%s: no route (the hub said so less than %gs ago)", path, self.policy.negative_ttl
             )
             return None
-        if self.announced_all():
+        trusted = self.announced_all()
+        if trusted and safe and self._sent_to_server.get(user, 0.0) <= now:
             # rare and telling: the table is trusted to be complete, so a user
             # whose server has just started must already be in it
             log.info(
@@ -539,6 +551,8 @@ class RouteSync:
             if route is None:
                 log.debug("%s: no route at the hub", path)
                 self._remember_miss(user, now)
+            elif trusted and self.announced_all():
+                self._found_missing(route)
         finally:
             del self._inflight[key]
             future.set_result(route)  # waiters never hang, even on cancellation
@@ -614,6 +628,23 @@ class RouteSync:
         where = classify(urlsplit(location).path or "/")
         if where.kind == PathKind.USER:
             self.forget_miss(where.user)
+            now = self.clock()
+            if len(self._sent_to_server) > 10_000:
+                self._sent_to_server = {u: t for u, t in self._sent_to_server.items() if t > now}
+            self._sent_to_server[where.user] = now + self.policy.after_redirect
+
+    def _found_missing(self, route: Route) -> None:
+        """The hub has ROUTE, and the table lacked it at the version the wake
+        file names, before and after the lookup: the table is not what that
+        version says. Read the whole table now rather than trust it."""
+        log.warning(
+            "the route table at version %s lacked %s, which the hub has: reading the full table",
+            self.version,
+            route.prefix,
+        )
+        self._file_current = False
+        self._last_full = float("-inf")
+        self.wake()
 
     def _remember_miss(self, user: str, now: float) -> None:
         if len(self._negative) > 10_000:

@@ -27,8 +27,8 @@ def sync(hub) -> tuple[RouteSync, HubState, Clock]:
     return RouteSync(HubClient(server.url, TOKEN), clock=clock), state, clock
 
 
-def resolve(sync: RouteSync, user: str) -> object:
-    return asyncio.run(sync.resolve(user, "", f"/user/{user}/lab"))
+def resolve(sync: RouteSync, user: str, *, safe: bool = True) -> object:
+    return asyncio.run(sync.resolve(user, "", f"/user/{user}/lab", safe=safe))
 
 
 def test_a_miss_is_cached_until_its_time_is_up(sync):
@@ -84,6 +84,44 @@ def test_no_lookup_is_made_while_the_wake_file_names_the_tables_version(sync, tm
     route = resolve(routes, "ghost")
     assert route is not None and route.prefix == "/user/ghost/"
     assert len(state.lookups) == 1
+
+
+def test_a_post_is_looked_up_whatever_the_wake_file_says_and_finds_the_table_out(
+    sync, tmp_path, caplog
+):
+    """The hub would answer a POST that reached it with JupyterHub's 424,
+    which no client retries: a trusted table does not spare it the lookup.
+    Here the table lacks a route at the version the file names (its
+    announcement lost), so the lookup also makes the next pull a full one."""
+    routes, state, _ = sync
+    watch_a_wake_file(routes, tmp_path)
+    state.set_route("/user/late/", "http://127.0.0.1:9")  # the file still names the old version
+    assert resolve(routes, "ghost") is None and state.lookups == []  # a GET: skipped
+    route = resolve(routes, "late", safe=False)
+    assert route is not None and route.prefix == "/user/late/"
+    assert len(state.lookups) == 1
+    assert "lacked /user/late/, which the hub has" in caplog.text
+    assert not routes.announced_all()
+    asyncio.run(routes.sync_once())  # the full read the warning promised
+    assert routes.version == str(state.version)
+    assert routes.table.lookup("late", "") is not None
+
+
+def test_a_user_the_hub_sent_to_its_server_is_looked_up_on_a_miss(sync, tmp_path):
+    """The hub bounced a GET to /user/late/...: it believes that server runs,
+    so the table is behind for that user, whatever the file says (otherwise
+    the browser would go round hub and router until it gave up)."""
+    routes, state, clock = sync
+    watch_a_wake_file(routes, tmp_path)
+    state.set_route("/user/late/", "http://127.0.0.1:9")
+    assert resolve(routes, "late") is None and state.lookups == []
+    routes.hub_redirected("/user/late/lab")
+    route = resolve(routes, "late")
+    assert route is not None and route.prefix == "/user/late/"
+    clock.now += routes.policy.after_redirect + 0.001
+    routes.table.remove("/user/late/")
+    routes.note_wake_file()  # trusted again: the file still names the table's version
+    assert resolve(routes, "late") is None and len(state.lookups) == 1
 
 
 def test_a_wake_file_not_kept_by_this_hub_leaves_misses_looked_up(sync, tmp_path):
