@@ -512,12 +512,23 @@ class RouteSync:
         writes its number right after, so the table holds every route the hub
         could name. That was a
         lookup per poll of a server still starting (bench/spawn.py), half the
-        requests such a poll cost the hub. Only for SAFE requests (GET, HEAD:
-        what polls are), and not for a user the hub has just sent to its
-        server: a table that lacked a route anyway (CI saw it twice, a POST
-        answered by the hub's 424 right after the server started) then costs
-        one lookup, which also finds the table out (_found_missing), instead of
-        a request no client retries or a redirect loop."""
+        requests such a poll cost the hub.
+
+        The table is read again first: the caller's miss and this call are
+        two turns of the event loop, and the pull that brings the route (and
+        makes the wake file trusted) can land between them. CI saw it twice: a
+        POST sent right after a start missed, the pull landed in the same
+        millisecond, and this found the file naming the table's version and
+        sent the POST to the hub, whose answer to it is JupyterHub's 424.
+
+        Skipping the lookup applies only to SAFE requests (GET and HEAD, which
+        is what polls send), and not to a user the hub has just sent to its
+        server. For those, a table that somehow lacks a route costs one lookup.
+        That lookup also catches the fault (_found_missing). The alternative is a
+        request that no client retries, or a redirect loop."""
+        found = self.table.lookup(user, segment)
+        if found is not None:  # pulled since the caller's miss (see below)
+            return found
         now = self.clock()
         if self._negative.get(user, 0.0) > now:
             log.debug(

@@ -86,6 +86,23 @@ def test_no_lookup_is_made_while_the_wake_file_names_the_tables_version(sync, tm
     assert len(state.lookups) == 1
 
 
+def test_a_route_pulled_between_the_callers_miss_and_the_resolve_is_used(sync, tmp_path):
+    """The relay misses, and before its resolve runs the pull lands: the
+    route is in the table and the wake file now names the table's version.
+    The resolve must find the route there, not conclude "no route" from the
+    file (that sent a POST to the hub, which answered 424)."""
+    from routing.router.table import parse_route
+
+    routes, state, _ = sync
+    watch_a_wake_file(routes, tmp_path)
+    assert routes.table.lookup("late", "") is None  # the caller's miss
+    routes.table.set(parse_route("/user/late/", {"target": "http://127.0.0.1:9", "user": "late"}))
+    route = resolve(routes, "late", safe=False)
+    assert route is not None and route.prefix == "/user/late/"
+    assert resolve(routes, "late") is route
+    assert state.lookups == []
+
+
 def test_a_post_is_looked_up_whatever_the_wake_file_says_and_finds_the_table_out(
     sync, tmp_path, caplog
 ):
