@@ -516,7 +516,7 @@ class RouteSync:
 
         The table is read again first: the caller's miss and this call are
         two turns of the event loop, and the pull that brings the route (and
-        makes the wake file trusted) can land between them. CI saw it twice: a
+        makes the wake file trusted) can land between them. CI saw it: a
         POST sent right after a start missed, the pull landed in the same
         millisecond, and this found the file naming the table's version and
         sent the POST to the hub, whose answer to it is JupyterHub's 424.
@@ -527,7 +527,7 @@ class RouteSync:
         That lookup also catches the fault (_found_missing). The alternative is a
         request that no client retries, or a redirect loop."""
         found = self.table.lookup(user, segment)
-        if found is not None:  # pulled since the caller's miss (see below)
+        if found is not None:  # pulled since the caller's miss (the docstring says how)
             return found
         now = self.clock()
         if self._negative.get(user, 0.0) > now:
