@@ -31,8 +31,9 @@ def sync(hub) -> tuple[RouteSync, HubState, Clock]:
 @pytest.fixture
 def router_warnings() -> Iterator[list[str]]:
     """What the router logs at WARNING and above, caught on its own logger:
-    caplog depends on the root logger, which other tests in this process
-    reconfigure (a live Celery worker sets it to ERROR; CI lost the line)."""
+    caplog goes through the root logger, which other tests in this process
+    reconfigure (Celery's test worker sets up logging of its own), and in CI
+    it once saw nothing at all."""
     logger = logging.getLogger("routing.router")
     seen: list[str] = []
     handler = logging.Handler(logging.WARNING)
