@@ -8,13 +8,13 @@ replaced: a change reaches its table in milliseconds, and an idle hub answers
 one slow safety poll per worker every `woken_interval` instead of one a second.
 
 The worker only relies on the file (and so polls slowly, and looks up no
-path its table misses) once it has seen the file replaced, and while the file
-keeps up with the feed: after each pull the file must name the very version
-the route API answered (RouteSync.note_wake_file; a newer one is a change
-still on its way, and its own wake follows). A hub on another machine,
-or one that writes elsewhere, leaves the file behind, and the worker goes on
-polling every second as before. Either way the routes themselves only ever
-come from the route API.
+GET or HEAD its table misses: RouteSync.resolve) once it has seen the file
+replaced, and while the file keeps up with the feed: after each pull the
+file must name the very version the route API answered
+(RouteSync.note_wake_file; a newer one is a change still on its way, and its
+own wake follows). A hub on another machine, or one that writes elsewhere,
+leaves the file behind, and the worker goes on polling every second as before.
+Either way the routes themselves only ever come from the route API.
 
 Several hub processes and threads write the file. Change N is marked
 "pending N" inside its transaction, once it holds the feed's row lock (so
