@@ -156,8 +156,7 @@ class RouterAddon:
 
     async def _resolve_then_send(self, flow: http.HTTPFlow, where: Classified) -> None:
         path = flow.request.path.split("?", 1)[0]
-        safe = flow.request.method in ("GET", "HEAD")
-        route = await self.sync.resolve(where.user, where.segment, path, safe=safe)
+        route = await self.sync.resolve(where.user, where.segment, path, method=flow.request.method)
         if route is None:
             self._send_to_hub(flow, rewrite=True)
         else:

@@ -42,6 +42,9 @@ from routing.router.wakefile import pending_change, read_version, read_wake
 
 log = logging.getLogger("routing.router")
 
+# the requests whose miss may skip the hub lookup when the wake file is trusted
+SAFE_METHODS = frozenset(("GET", "HEAD"))
+
 
 class HubUnavailable(Exception):
     """The hub did not answer usefully (connection error, timeout, 5xx, bad token)."""
@@ -500,7 +503,7 @@ class RouteSync:
     # --- misses ---------------------------------------------------------------------
 
     async def resolve(
-        self, user: str, segment: str, path: str, *, safe: bool = True
+        self, user: str, segment: str, path: str, *, method: str = "GET"
     ) -> Route | None:
         """Ask the hub about a path the table does not know. Negative answers are
         cached per user for `negative_ttl`, identical lookups share one call, and at
@@ -521,7 +524,7 @@ class RouteSync:
         millisecond, and this found the file naming the table's version and
         sent the POST to the hub, whose answer to it is JupyterHub's 424.
 
-        Skipping the lookup applies only to SAFE requests (GET and HEAD, which
+        Skipping the lookup applies only to SAFE_METHODS (GET and HEAD, which
         is what polls send), and not to a user the hub has just sent to its
         server. For those, a table that somehow lacks a route costs one lookup.
         That lookup also catches the fault (_found_missing). The alternative is a
@@ -536,7 +539,7 @@ class RouteSync:
             )
             return None
         trusted = self.announced_all()
-        if trusted and safe and self._sent_to_server.get(user, 0.0) <= now:
+        if trusted and method in SAFE_METHODS and self._sent_to_server.get(user, 0.0) <= now:
             # rare and telling: the table is trusted to be complete, so a user
             # whose server has just started must already be in it
             log.info(
@@ -640,9 +643,7 @@ class RouteSync:
         if where.kind == PathKind.USER:
             self.forget_miss(where.user)
             now = self.clock()
-            if len(self._sent_to_server) > 10_000:
-                self._sent_to_server = {u: t for u, t in self._sent_to_server.items() if t > now}
-            self._sent_to_server[where.user] = now + self.policy.after_redirect
+            _remember(self._sent_to_server, where.user, now + self.policy.after_redirect, now)
 
     def _found_missing(self, route: Route) -> None:
         """The hub has ROUTE, and the table lacked it at the version the wake
@@ -658,9 +659,7 @@ class RouteSync:
         self.wake()
 
     def _remember_miss(self, user: str, now: float) -> None:
-        if len(self._negative) > 10_000:
-            self._negative = {u: t for u, t in self._negative.items() if t > now}
-        self._negative[user] = now + self.policy.negative_ttl
+        _remember(self._negative, user, now + self.policy.negative_ttl, now)
 
     # --- activity -------------------------------------------------------------------
 
@@ -684,6 +683,15 @@ class RouteSync:
         while True:
             await asyncio.sleep(self.policy.activity_every)
             await self.report_activity_once()
+
+
+def _remember(until: dict[str, float], user: str, deadline: float, now: float) -> None:
+    """USER's entry in UNTIL (user -> deadline); past deadlines are dropped
+    once the map holds 10,000, so a flood of names cannot grow it for ever."""
+    if len(until) > 10_000:
+        for name in [u for u, t in until.items() if t <= now]:
+            del until[name]
+    until[user] = deadline
 
 
 def _newer_or_same(ours: str | None, theirs: str) -> bool:

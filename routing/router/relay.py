@@ -67,8 +67,6 @@ HIGH_WATER = 256 * 1024  # client bytes buffered ahead of a pending response
 _DROPPED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 # may be sent again after a connection closed without an answer (RFC 9110 9.2.2)
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
-# the requests whose miss may skip the hub lookup (RouteSync.resolve)
-SAFE_METHODS = frozenset((b"GET", b"HEAD"))
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -371,8 +369,8 @@ class ClientSide(asyncio.Protocol):
         the hub's page for it (/hub/user/...), which tells the user what is up."""
         path = target.split(b"?", 1)[0].decode("latin-1")
         try:
-            safe = request_line.split(b" ", 1)[0] in SAFE_METHODS
-            route = await self.relay.sync.resolve(where.user, where.segment, path, safe=safe)
+            method = request_line.split(b" ", 1)[0].decode("latin-1")
+            route = await self.relay.sync.resolve(where.user, where.segment, path, method=method)
         except Exception as exc:  # never leave the client hanging on a lookup
             log.warning("route lookup for %s failed: %s", path, exc)
             route = None

@@ -48,8 +48,8 @@ def router_warnings() -> Iterator[list[str]]:
     logger.setLevel(saved[0])  # setLevel, not the attribute: it also clears the level cache
 
 
-def resolve(sync: RouteSync, user: str, *, safe: bool = True) -> object:
-    return asyncio.run(sync.resolve(user, "", f"/user/{user}/lab", safe=safe))
+def resolve(sync: RouteSync, user: str, *, method: str = "GET") -> object:
+    return asyncio.run(sync.resolve(user, "", f"/user/{user}/lab", method=method))
 
 
 def test_a_miss_is_cached_until_its_time_is_up(sync):
@@ -118,7 +118,7 @@ def test_a_route_pulled_between_the_callers_miss_and_the_resolve_is_used(sync, t
     watch_a_wake_file(routes, tmp_path)
     assert routes.table.lookup("late", "") is None  # the caller's miss
     routes.table.set(parse_route("/user/late/", {"target": "http://127.0.0.1:9", "user": "late"}))
-    route = resolve(routes, "late", safe=False)
+    route = resolve(routes, "late", method="POST")
     assert route is not None and route.prefix == "/user/late/"
     assert resolve(routes, "late") is route
     assert state.lookups == []
@@ -135,7 +135,7 @@ def test_a_post_is_looked_up_whatever_the_wake_file_says_and_finds_the_table_out
     watch_a_wake_file(routes, tmp_path)
     state.set_route("/user/late/", "http://127.0.0.1:9")  # the file still names the old version
     assert resolve(routes, "ghost") is None and state.lookups == []  # a GET: skipped
-    route = resolve(routes, "late", safe=False)
+    route = resolve(routes, "late", method="POST")
     assert route is not None and route.prefix == "/user/late/"
     assert len(state.lookups) == 1
     assert any("lacked /user/late/, which the hub has" in m for m in router_warnings)

@@ -155,6 +155,15 @@ def test_failed_server_can_be_started_again(alice, django_capture_on_commit_call
     assert server.failure == ""
 
 
+def break_revoke(monkeypatch, module: object) -> None:
+    """MODULE's revoke_credentials fails as a database gone mid-revoke would."""
+
+    def broken(_server: Server) -> None:
+        raise OperationalError("the database went away mid-revoke")
+
+    monkeypatch.setattr(module, "revoke_credentials", broken)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_whose_credentials_cannot_be_revoked_leaves_the_server_as_it_was(
     alice, monkeypatch
@@ -166,10 +175,7 @@ def test_a_failure_whose_credentials_cannot_be_revoked_leaves_the_server_as_it_w
     server = ServerFactory(user=alice, state=State.STARTING)
     token = credentials.issue_credentials(server)
 
-    def broken(_server: Server) -> None:
-        raise OperationalError("the database went away mid-revoke")
-
-    monkeypatch.setattr(claims, "revoke_credentials", broken)
+    break_revoke(monkeypatch, claims)
     with pytest.raises(OperationalError):
         claims.mark_failed(server, "did not answer")
     server.refresh_from_db()
@@ -187,10 +193,7 @@ def test_a_stop_whose_credentials_cannot_be_revoked_leaves_the_server_stopping(a
     server = ServerFactory(user=alice, state=State.STOPPING)
     token = services.issue_credentials(server)
 
-    def broken(_server: Server) -> None:
-        raise OperationalError("the database went away mid-revoke")
-
-    monkeypatch.setattr(launch, "revoke_credentials", broken)
+    break_revoke(monkeypatch, launch)
     with pytest.raises(OperationalError):
         launch.finish_stop(server, time.monotonic())
     server.refresh_from_db()
